@@ -1,0 +1,151 @@
+/* handlers_common.c - responses, the database handle and field checks for handlers. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "timeutil.h"
+
+struct ee_db *api_db(struct api_context *ctx)
+{
+	if (ctx->db)
+		return ctx->db;
+	/* The database was unreachable at start or went away: try again now, so
+	 * recovery needs no restart. */
+	struct ee_db_options opts = {ctx->cfg->db_busy_timeout_ms, ctx->cfg->db_synchronous, true};
+	struct ee_error err;
+	if (db_open(ctx->cfg->db_path, &opts, &ctx->db, &err) != 0) {
+		api_respond_ee_error(ctx, &err);
+		return NULL;
+	}
+	return ctx->db;
+}
+
+void api_add_header(struct api_context *ctx, const char *name, const char *value)
+{
+	buf_printf(&ctx->res->headers, "%s: %s\r\n", name, value);
+}
+
+void api_respond_text(struct api_context *ctx, int status, const char *content_type,
+                      const char *body, size_t len)
+{
+	ctx->res->status = status;
+	ctx->res->content_type = content_type;
+	buf_reset(&ctx->res->body);
+	buf_append(&ctx->res->body, body, len);
+}
+
+void api_respond_json(struct api_context *ctx, int status, struct json_object *payload)
+{
+	size_t len;
+	const char *text = json_text(payload, &len);
+	api_respond_text(ctx, status, "application/json", text, len);
+}
+
+void api_respond_error(struct api_context *ctx, int status, const char *reason)
+{
+	struct json_object *o = json_object_new_object();
+	json_put_string(o, "error", reason);
+	if (status == 503)
+		api_add_header(ctx, "Retry-After", "1");
+	api_respond_json(ctx, status, o);
+	json_object_put(o);
+}
+
+void api_respond_ee_error(struct api_context *ctx, const struct ee_error *err)
+{
+	api_respond_error(ctx, err->status ? err->status : 500,
+	                  err->reason[0] ? err->reason : "internal_error");
+}
+
+int api_field_identifier(struct api_context *ctx, const char *key,
+                         bool (*valid)(const char *, size_t), const char *missing_reason,
+                         const char *invalid_reason, const char **out, struct ee_error *err)
+{
+	size_t len;
+	switch (json_get_string(ctx->json, key, out, &len)) {
+	case JSON_FIELD_ABSENT:
+	case JSON_FIELD_NULL:
+		return ee_fail(err, 400, missing_reason);
+	case JSON_FIELD_WRONG_TYPE:
+		return ee_fail(err, 400, invalid_reason);
+	case JSON_FIELD_OK:
+		break;
+	}
+	/* The original treated "" like a missing field. */
+	if (len == 0)
+		return ee_fail(err, 400, missing_reason);
+	if (!valid(*out, len))
+		return ee_fail(err, 400, invalid_reason);
+	return 0;
+}
+
+int api_field_time(struct api_context *ctx, const char *key, bool required,
+                   const char *missing_reason, bool *present, int64_t *out, struct ee_error *err)
+{
+	const char *text;
+	size_t len;
+	*present = false;
+	switch (json_get_string(ctx->json, key, &text, &len)) {
+	case JSON_FIELD_ABSENT:
+	case JSON_FIELD_NULL:
+		return required ? ee_fail(err, 400, missing_reason) : 0;
+	case JSON_FIELD_WRONG_TYPE:
+		return ee_fail(err, 400, "invalid_period");
+	case JSON_FIELD_OK:
+		break;
+	}
+	if (len == 0)
+		return required ? ee_fail(err, 400, missing_reason) : 0;
+	if (len > 64 || time_parse_rfc3339(text, len, out) != 0)
+		return ee_fail(err, 400, "invalid_period");
+	*present = true;
+	return 0;
+}
+
+int api_field_text(struct api_context *ctx, const char *key, size_t max, const char *invalid_reason,
+                   const char **out, struct ee_error *err)
+{
+	size_t len;
+	switch (json_get_string(ctx->json, key, out, &len)) {
+	case JSON_FIELD_ABSENT:
+	case JSON_FIELD_NULL:
+		*out = NULL;
+		return 0;
+	case JSON_FIELD_WRONG_TYPE:
+		return ee_fail(err, 400, invalid_reason);
+	case JSON_FIELD_OK:
+		break;
+	}
+	if (len > max)
+		return ee_fail(err, 400, invalid_reason);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)(*out)[i];
+		if (c < 0x20 || c == 0x7f)
+			return ee_fail(err, 400, invalid_reason);
+	}
+	if (len == 0)
+		*out = NULL;
+	return 0;
+}
+
+long api_query_param(const char *query, const char *name, char *out, size_t out_size)
+{
+	size_t nlen = strlen(name);
+	const char *p = query;
+	while (p && *p) {
+		const char *end = strchr(p, '&');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			size_t vlen = len - nlen - 1;
+			if (vlen >= out_size)
+				return (long)vlen; /* caller sees it does not fit */
+			memcpy(out, p + nlen + 1, vlen);
+			out[vlen] = '\0';
+			return (long)vlen;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return -1;
+}

@@ -1,0 +1,323 @@
+/*
+ * router.c - from path and method to handler: path segments are decoded and
+ * checked, the method and the token are checked, JSON bodies are parsed, and
+ * money-moving POSTs get their transaction and Idempotency-Key handling.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api.h"
+#include "idempotency.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "nodes.h"
+
+enum auth_class {
+	AUTH_PUBLIC,
+	AUTH_ADMIN,
+	AUTH_UPTIME,   /* EE_UPTIME_TOKEN or the admin token */
+	AUTH_LAUNCHER, /* EE_LAUNCHER_TOKEN or the admin token */
+	AUTH_NODE,     /* the admin token or the node's own token: checked by the handler */
+};
+
+struct route {
+	const char *method;
+	const char *pattern; /* a "*" segment matches any one segment */
+	enum auth_class auth;
+	bool json_body;
+	void (*handler)(struct api_context *ctx);
+	const struct money_op *money;
+};
+
+static const struct route routes[] = {
+	{"GET", "/health", AUTH_PUBLIC, false, handle_health, NULL},
+	{"GET", "/v1/resolve/*", AUTH_PUBLIC, false, handle_resolve, NULL},
+	{"GET", "/v1/apps", AUTH_ADMIN, false, handle_apps_list, NULL},
+	{"GET", "/v1/apps/*", AUTH_ADMIN, false, handle_app_get, NULL},
+	{"GET", "/dashboard", AUTH_ADMIN, false, handle_dashboard, NULL},
+	{"POST", "/v1/credits/purchase", AUTH_ADMIN, true, NULL, &money_purchase},
+	{"POST", "/v1/credits/transfer", AUTH_ADMIN, true, NULL, &money_transfer},
+	{"GET", "/v1/balances/*", AUTH_ADMIN, false, handle_balance, NULL},
+	{"POST", "/v1/usage/report", AUTH_UPTIME, true, NULL, &money_usage_report},
+	{"POST", "/v1/settlements/*/finalize", AUTH_ADMIN, true, NULL, &money_settlement},
+	{"POST", "/v1/abuse/reports", AUTH_LAUNCHER, true, handle_abuse_file, NULL},
+	{"POST", "/v1/abuse/reports/*/authorize", AUTH_ADMIN, true, handle_abuse_decide, NULL},
+	{"POST", "/v1/nodes/register", AUTH_NODE, true, handle_node_register, NULL},
+	{"GET", "/v1/nodes/*", AUTH_ADMIN, false, handle_node_get, NULL},
+	{"GET", "/v1/ledger/entries", AUTH_ADMIN, false, handle_ledger_entries, NULL},
+};
+
+#define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Splits the raw path into percent-decoded segments.  A decoded segment
+ * holding '/', NUL or a control character is refused: names never contain
+ * them, and accepting "%2F" would let one segment pose as two.
+ */
+static int split_path(struct api_request *req)
+{
+	const char *p = req->path;
+	if (*p != '/')
+		return -1;
+	while (*p) {
+		p++; /* the '/' */
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == 0 && !end)
+			break; /* trailing slash */
+		if (req->segment_count == API_MAX_SEGMENTS)
+			return -1;
+		char *seg = malloc(len + 1);
+		if (!seg)
+			return -1;
+		size_t n = 0;
+		for (size_t i = 0; i < len; i++) {
+			char c = p[i];
+			if (c == '%') {
+				int hi = i + 2 < len ? hex_digit(p[i + 1]) : -1;
+				int lo = i + 2 < len ? hex_digit(p[i + 2]) : -1;
+				if (hi < 0 || lo < 0) {
+					free(seg);
+					return -1;
+				}
+				c = (char)(hi << 4 | lo);
+				i += 2;
+			}
+			if ((unsigned char)c < 0x20 || c == 0x7f || c == '/') {
+				free(seg);
+				return -1;
+			}
+			seg[n++] = c;
+		}
+		seg[n] = '\0';
+		req->segments[req->segment_count++] = seg;
+		p += len;
+	}
+	return 0;
+}
+
+static bool pattern_matches(const char *pattern, const struct api_request *req)
+{
+	int i = 0;
+	const char *p = pattern;
+	while (*p) {
+		p++;
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (i >= req->segment_count)
+			return false;
+		if (!(len == 1 && *p == '*')) {
+			if (strlen(req->segments[i]) != len || strncmp(req->segments[i], p, len) != 0)
+				return false;
+		}
+		i++;
+		p += len;
+	}
+	return i == req->segment_count;
+}
+
+/* The token of "Authorization: Bearer <token>", or NULL. */
+static const char *bearer_token(const struct api_request *req)
+{
+	const char *h = req->authorization;
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return NULL;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	return *h ? h : NULL;
+}
+
+static bool token_matches(const char *presented, const char *configured)
+{
+	if (!configured || !presented)
+		return false;
+	return util_secure_equal(presented, strlen(presented), configured, strlen(configured));
+}
+
+/* 0 when the caller may proceed; otherwise the answer has been written. */
+static int check_auth(struct api_context *ctx, enum auth_class auth)
+{
+	const struct ee_config *cfg = ctx->cfg;
+	const char *own = NULL;
+	switch (auth) {
+	case AUTH_PUBLIC:
+	case AUTH_NODE:
+		return 0;
+	case AUTH_ADMIN: own = NULL; break;
+	case AUTH_UPTIME: own = cfg->uptime_token; break;
+	case AUTH_LAUNCHER: own = cfg->launcher_token; break;
+	}
+	/* Fail closed: with no token configured nobody is let in. */
+	if (!cfg->admin_token && !own) {
+		api_respond_error(ctx, 503, "auth_not_configured");
+		return -1;
+	}
+	const char *token = bearer_token(ctx->req);
+	/* Both comparisons always run, so timing does not tell which token was close. */
+	bool admin_ok = token_matches(token, cfg->admin_token);
+	bool own_ok = token_matches(token, own);
+	if (admin_ok || own_ok)
+		return 0;
+	api_add_header(ctx, "WWW-Authenticate", "Bearer");
+	api_respond_error(ctx, 401, "unauthorized");
+	return -1;
+}
+
+static bool content_type_is_json(const char *ct)
+{
+	if (!ct || !*ct)
+		return true; /* older clients send none; the body must still be JSON */
+	size_t n = strcspn(ct, ";");
+	while (n > 0 && ct[n - 1] == ' ')
+		n--;
+	return n == strlen("application/json") && strncasecmp(ct, "application/json", n) == 0;
+}
+
+static void run_money_op(struct api_context *ctx, const struct money_op *op)
+{
+	struct ee_error *err = &ctx->err;
+	const char *key = ctx->req->idempotency_key;
+	if (key && !idempotency_key_valid(key)) {
+		api_respond_error(ctx, 400, "invalid_idempotency_key");
+		return;
+	}
+	void *args = calloc(1, op->args_size);
+	if (!args) {
+		api_respond_error(ctx, 503, "out_of_memory");
+		return;
+	}
+	struct json_object *result = NULL;
+	struct ee_db *db = NULL;
+	if (op->parse(ctx, args, err) != 0) {
+		api_respond_ee_error(ctx, err);
+		goto out;
+	}
+	if (!(db = api_db(ctx)))
+		goto out;
+
+	char request_hash[65] = "";
+	if (key) {
+		/* The same key with another body is a different request, not a retry. */
+		struct buf material;
+		buf_init(&material);
+		buf_printf(&material, "%s %s\n", ctx->req->method, ctx->req->path);
+		buf_append(&material, ctx->req->body ? ctx->req->body : "", ctx->req->body_len);
+		if (material.failed) {
+			buf_free(&material);
+			api_respond_error(ctx, 503, "out_of_memory");
+			goto out;
+		}
+		util_sha256_hex(material.data, material.len, request_hash);
+		buf_free(&material);
+	}
+	if (db_begin_write(db, err) != 0) {
+		api_respond_ee_error(ctx, err);
+		goto out;
+	}
+	if (key) {
+		bool found = false;
+		int status = 0;
+		if (idempotency_lookup(db, op->scope, key, request_hash, &found, &status,
+		                       &ctx->res->body, err) != 0) {
+			db_rollback(db);
+			api_respond_ee_error(ctx, err);
+			goto out;
+		}
+		if (found) {
+			db_rollback(db);
+			ctx->res->status = status;
+			ctx->res->content_type = "application/json";
+			api_add_header(ctx, "Idempotent-Replayed", "true");
+			goto out;
+		}
+	}
+	if (op->apply(ctx, args, &result, err) != 0) {
+		db_rollback(db);
+		api_respond_ee_error(ctx, err);
+		goto out;
+	}
+	size_t len;
+	const char *text = json_text(result, &len);
+	if (key && idempotency_store(db, op->scope, key, request_hash, 200, text, err) != 0) {
+		db_rollback(db);
+		api_respond_ee_error(ctx, err);
+		goto out;
+	}
+	if (db_commit(db, err) != 0) {
+		api_respond_ee_error(ctx, err);
+		goto out;
+	}
+	api_respond_text(ctx, 200, "application/json", text, len);
+out:
+	json_object_put(result);
+	free(args);
+}
+
+void api_handle(struct api_context *ctx)
+{
+	struct api_request *req = ctx->req;
+	if (req->path_too_long) {
+		api_respond_error(ctx, 414, "path_too_long");
+		return;
+	}
+	if (split_path(req) != 0) {
+		api_respond_error(ctx, 400, "invalid_path");
+		return;
+	}
+	const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
+	const struct route *match = NULL;
+	bool path_known = false;
+	for (size_t i = 0; i < ROUTE_COUNT; i++) {
+		if (!pattern_matches(routes[i].pattern, req))
+			continue;
+		path_known = true;
+		if (strcmp(routes[i].method, method) == 0) {
+			match = &routes[i];
+			break;
+		}
+	}
+	if (!match) {
+		if (path_known) {
+			api_add_header(ctx, "Allow", strcmp(method, "GET") == 0 ? "POST" : "GET, HEAD");
+			api_respond_error(ctx, 405, "method_not_allowed");
+		} else {
+			api_respond_error(ctx, 404, "not_found");
+		}
+		return;
+	}
+	if (check_auth(ctx, match->auth) != 0)
+		return;
+	if (match->json_body) {
+		if (req->body_too_large) {
+			api_respond_error(ctx, 413, "body_too_large");
+			return;
+		}
+		if (!content_type_is_json(req->content_type)) {
+			api_respond_error(ctx, 415, "unsupported_media_type");
+			return;
+		}
+		if (json_parse_object(req->body ? req->body : "", req->body_len, &ctx->json,
+		                      &ctx->err) != 0) {
+			api_respond_ee_error(ctx, &ctx->err);
+			return;
+		}
+	}
+	if (match->money)
+		run_money_op(ctx, match->money);
+	else
+		match->handler(ctx);
+}

@@ -1,0 +1,26 @@
+/*
+ * log.h - one-line diagnostics on stderr.
+ *
+ * Callers pass only identifiers and reasons; tokens, quotes, request bodies
+ * and private environment never go through here (docs/SECURITY.md).
+ */
+#ifndef EE_LOG_H
+#define EE_LOG_H
+
+enum ee_log_level { EE_LOG_ERROR = 0, EE_LOG_WARN, EE_LOG_INFO, EE_LOG_DEBUG };
+
+void ee_log_init(const char *program, enum ee_log_level level);
+void ee_log_set_level(enum ee_log_level level);
+enum ee_log_level ee_log_get_level(void);
+/* Parses "error", "warn", "info", "debug"; returns -1 on anything else. */
+int ee_log_parse_level(const char *text, enum ee_log_level *out);
+
+void ee_log(enum ee_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) ee_log(EE_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) ee_log(EE_LOG_WARN, __VA_ARGS__)
+#define log_info(...) ee_log(EE_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) ee_log(EE_LOG_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,372 @@
+/* registry.c - app and agent state and the allowed decision; see registry.h. */
+#include "registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonutil.h"
+#include "util.h"
+
+#define DAY_MS INT64_C(86400000)
+
+bool registry_network_known(const char *network)
+{
+	return strcmp(network, "forge-1") == 0 || strcmp(network, "sandbox-1") == 0;
+}
+
+bool registry_network_requires_sealed(const char *network)
+{
+	/* Anything but the development network is held to the production rule. */
+	return strcmp(network, "sandbox-1") != 0;
+}
+
+static bool charset_ok(const char *s, size_t len, size_t max, const char *extra)
+{
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      (c && strchr(extra, c))))
+			return false;
+	}
+	return true;
+}
+
+bool registry_valid_repo(const char *repo, size_t len)
+{
+	const char *slash = memchr(repo, '/', len);
+	if (!slash || slash == repo || slash == repo + len - 1 ||
+	    memchr(slash + 1, '/', len - (size_t)(slash - repo) - 1))
+		return false;
+	return charset_ok(repo, len, REGISTRY_REPO_MAX, "._-/");
+}
+
+bool registry_valid_release_tag(const char *tag, size_t len)
+{
+	return charset_ok(tag, len, REGISTRY_TAG_MAX, "._+-");
+}
+
+struct agent_row {
+	char agent_id[EE_NODE_ID_MAX + 1];
+	char release_tag[REGISTRY_TAG_MAX + 1];
+	char network[REGISTRY_NETWORK_MAX + 1];
+	char attestation_status[32];
+	char health_status[32];
+	int64_t registered_at;
+	int64_t expires_at;
+	int64_t last_attested_at;
+	int64_t last_health_at;
+	bool sealed;
+	bool ws_connected;
+};
+
+static void copy_column(sqlite3_stmt *stmt, int col, char *out, size_t size)
+{
+	const char *s = db_column_text(stmt, col);
+	snprintf(out, size, "%s", s ? s : "");
+}
+
+static void read_agent(sqlite3_stmt *stmt, struct agent_row *a)
+{
+	copy_column(stmt, 0, a->agent_id, sizeof(a->agent_id));
+	copy_column(stmt, 1, a->release_tag, sizeof(a->release_tag));
+	copy_column(stmt, 2, a->network, sizeof(a->network));
+	a->registered_at = sqlite3_column_int64(stmt, 3);
+	a->expires_at = sqlite3_column_int64(stmt, 4);
+	a->sealed = sqlite3_column_int(stmt, 5) != 0;
+	copy_column(stmt, 6, a->attestation_status, sizeof(a->attestation_status));
+	copy_column(stmt, 7, a->health_status, sizeof(a->health_status));
+	a->ws_connected = sqlite3_column_int(stmt, 8) != 0;
+	a->last_attested_at = sqlite3_column_int64(stmt, 10);
+	a->last_health_at = sqlite3_column_int64(stmt, 11);
+}
+
+static const char *registration_state(const struct agent_row *a,
+                                      const struct registry_policy *policy, int64_t now)
+{
+	if (now >= a->expires_at)
+		return "expired";
+	if (now >= a->expires_at - (int64_t)policy->registration_warn_days * DAY_MS)
+		return "warning";
+	return "active";
+}
+
+static bool agent_allowed(const struct agent_row *a, const struct registry_policy *policy,
+                          int64_t now)
+{
+	/* "warning" still serves: it announces the expiry, it does not cause it. */
+	return strcmp(registration_state(a, policy, now), "expired") != 0 &&
+	       strcmp(a->attestation_status, "valid") == 0 &&
+	       strcmp(a->health_status, "pass") == 0 && a->ws_connected &&
+	       (a->sealed || !registry_network_requires_sealed(a->network));
+}
+
+static struct json_object *agent_json(const struct agent_row *a,
+                                      const struct registry_policy *policy, int64_t now)
+{
+	struct json_object *o = json_object_new_object();
+	json_put_string(o, "agent_id", a->agent_id);
+	json_put_string(o, "release_tag", a->release_tag);
+	json_put_string(o, "network", a->network);
+	json_put_time(o, "registered_at", a->registered_at);
+	json_put_time(o, "registration_expires_at", a->expires_at);
+	json_put_string(o, "registration_state", registration_state(a, policy, now));
+	json_put_bool(o, "sealed", a->sealed);
+	json_put_string(o, "attestation_status", a->attestation_status);
+	json_put_string(o, "health_status", a->health_status);
+	json_put_bool(o, "ws_connected", a->ws_connected);
+	json_put_time(o, "last_attested_at", a->last_attested_at);
+	json_put_time(o, "last_health_at", a->last_health_at);
+	json_put_bool(o, "allowed", agent_allowed(a, policy, now));
+	return o;
+}
+
+/* Builds the payload of an app whose row has just been read. */
+static int app_payload(struct ee_db *db, const struct registry_policy *policy,
+                       const char *app_name, const char *repo, int64_t now, bool with_agents,
+                       struct json_object **out, bool *allowed_out, struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_AGENTS_OF_APP, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, app_name);
+	struct agent_row chosen, row;
+	bool have = false, chosen_allowed = false;
+	int total = 0, allowed_count = 0, rc;
+	struct json_object *agents = with_agents ? json_object_new_array() : NULL;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		read_agent(stmt, &row);
+		bool ok = agent_allowed(&row, policy, now);
+		total++;
+		allowed_count += ok;
+		if (!have || (ok && !chosen_allowed)) {
+			chosen = row;
+			chosen_allowed = ok;
+			have = true;
+		}
+		if (agents)
+			json_object_array_add(agents, agent_json(&row, policy, now));
+	}
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_DONE) {
+		json_object_put(agents);
+		return db_fail(db, rc, err);
+	}
+
+	struct json_object *o = json_object_new_object();
+	json_put_string(o, "app_name", app_name);
+	json_put_string(o, "repo", repo);
+	const char *state = have ? registration_state(&chosen, policy, now) : "expired";
+	json_put_string(o, "release_tag", have ? chosen.release_tag : NULL);
+	json_put_string(o, "network", have ? chosen.network : NULL);
+	json_put_string(o, "agent_id", have ? chosen.agent_id : NULL);
+	json_put_time(o, "registered_at", have ? chosen.registered_at : 0);
+	json_put_time(o, "registration_expires_at", have ? chosen.expires_at : 0);
+	json_put_string(o, "registration_state", state);
+	json_put_bool(o, "sealed", have && chosen.sealed);
+	json_put_string(o, "attestation_status", have ? chosen.attestation_status : "unknown");
+	json_put_string(o, "health_status", have ? chosen.health_status : "unknown");
+	json_put_bool(o, "ws_connected", have && chosen.ws_connected);
+	json_put_time(o, "last_attested_at", have ? chosen.last_attested_at : 0);
+	json_put_time(o, "last_health_at", have ? chosen.last_health_at : 0);
+	json_put_bool(o, "allowed", chosen_allowed);
+	/* The documented short form. */
+	json_put_string(o, "status", state);
+	char endpoint[EE_APP_NAME_MAX + 256];
+	if (policy->domain)
+		snprintf(endpoint, sizeof(endpoint), "https://%s.app.%s", app_name, policy->domain);
+	else
+		snprintf(endpoint, sizeof(endpoint), "/v1/proxy/%s", app_name);
+	json_put_string(o, "endpoint", endpoint);
+	json_put_time(o, "last_attest", have ? chosen.last_attested_at : 0);
+	json_put_int(o, "agents_total", total);
+	json_put_int(o, "agents_allowed", allowed_count);
+	if (agents)
+		json_object_object_add(o, "agents", agents);
+	*out = o;
+	if (allowed_out)
+		*allowed_out = chosen_allowed;
+	return 0;
+}
+
+int registry_app_status(struct ee_db *db, const struct registry_policy *policy,
+                        const char *app_name, int64_t now_ms, bool with_agents,
+                        struct json_object **out, bool *allowed, struct ee_error *err)
+{
+	*out = NULL;
+	bool own_txn = !db_in_transaction(db);
+	if (own_txn && db_begin_read(db, err) != 0)
+		return -1;
+	int result = -1;
+	sqlite3_stmt *stmt = db_stmt(db, SQL_APP_GET, err);
+	if (!stmt)
+		goto done;
+	db_bind_text(stmt, 1, app_name);
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(stmt);
+		ee_fail(err, 404, "unknown_app");
+		goto done;
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(stmt);
+		db_fail(db, rc, err);
+		goto done;
+	}
+	char repo[REGISTRY_REPO_MAX + 1];
+	copy_column(stmt, 1, repo, sizeof(repo));
+	sqlite3_reset(stmt);
+	result = app_payload(db, policy, app_name, repo, now_ms, with_agents, out, allowed, err);
+done:
+	if (own_txn)
+		db_rollback(db);
+	return result;
+}
+
+int registry_list_apps(struct ee_db *db, const struct registry_policy *policy, int64_t now_ms,
+                       struct json_object **out, struct ee_error *err)
+{
+	*out = NULL;
+	bool own_txn = !db_in_transaction(db);
+	if (own_txn && db_begin_read(db, err) != 0)
+		return -1;
+	/* Names first: the agent query reuses the connection's statements. */
+	struct names {
+		char name[EE_APP_NAME_MAX + 1];
+		char repo[REGISTRY_REPO_MAX + 1];
+	} *names = NULL;
+	size_t count = 0, cap = 0;
+	int result = -1;
+	struct json_object *list = NULL;
+	sqlite3_stmt *stmt = db_stmt(db, SQL_APPS_LIST, err);
+	if (!stmt)
+		goto done;
+	db_bind_int64(stmt, 1, REGISTRY_LIST_MAX);
+	int rc;
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t next = cap ? cap * 2 : 64;
+			void *p = realloc(names, next * sizeof(*names));
+			if (!p) {
+				sqlite3_reset(stmt);
+				ee_fail(err, 503, "out_of_memory");
+				goto done;
+			}
+			names = p;
+			cap = next;
+		}
+		copy_column(stmt, 0, names[count].name, sizeof(names[count].name));
+		copy_column(stmt, 1, names[count].repo, sizeof(names[count].repo));
+		count++;
+	}
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_DONE) {
+		db_fail(db, rc, err);
+		goto done;
+	}
+	list = json_object_new_array();
+	for (size_t i = 0; i < count; i++) {
+		struct json_object *payload;
+		if (app_payload(db, policy, names[i].name, names[i].repo, now_ms, false, &payload, NULL,
+		                err) != 0)
+			goto done;
+		json_object_array_add(list, payload);
+	}
+	*out = list;
+	list = NULL;
+	result = 0;
+done:
+	json_object_put(list);
+	free(names);
+	if (own_txn)
+		db_rollback(db);
+	return result;
+}
+
+int registry_register_agent(struct ee_db *db, const struct registry_policy *policy,
+                            const char *app_name, const char *repo, const char *release_tag,
+                            const char *network, const char *agent_id, int64_t now_ms,
+                            struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_APP_GET, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, app_name);
+	int rc = sqlite3_step(stmt);
+	bool exists = rc == SQLITE_ROW;
+	bool same_repo = exists && db_column_text(stmt, 1) && strcmp(db_column_text(stmt, 1), repo) == 0;
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, err);
+	if (exists && !same_repo)
+		return ee_fail(err, 409, "app_name_taken");
+	if (!exists) {
+		stmt = db_stmt(db, SQL_APP_INSERT, err);
+		if (!stmt)
+			return -1;
+		db_bind_text(stmt, 1, app_name);
+		db_bind_text(stmt, 2, repo);
+		db_bind_int64(stmt, 3, now_ms);
+		if (db_exec_stmt(db, stmt, err) != 0)
+			return -1;
+	}
+	stmt = db_stmt(db, SQL_AGENT_UPSERT, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, agent_id);
+	db_bind_text(stmt, 2, app_name);
+	db_bind_text(stmt, 3, release_tag);
+	db_bind_text(stmt, 4, network);
+	db_bind_int64(stmt, 5, now_ms);
+	db_bind_int64(stmt, 6, now_ms + (int64_t)policy->registration_ttl_days * DAY_MS);
+	return db_exec_stmt(db, stmt, err);
+}
+
+int registry_mark_attested(struct ee_db *db, const char *agent_id, const char *status,
+                           bool sealed, int64_t now_ms, struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_AGENT_MARK_ATTESTED, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, agent_id);
+	db_bind_text(stmt, 2, status);
+	db_bind_int64(stmt, 3, sealed);
+	db_bind_int64(stmt, 4, now_ms);
+	return db_exec_stmt(db, stmt, err);
+}
+
+int registry_mark_health(struct ee_db *db, const char *agent_id, const char *status,
+                         int64_t now_ms, struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_AGENT_MARK_HEALTH, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, agent_id);
+	db_bind_text(stmt, 2, status);
+	db_bind_int64(stmt, 3, now_ms);
+	return db_exec_stmt(db, stmt, err);
+}
+
+int registry_mark_connection(struct ee_db *db, const char *agent_id, bool connected,
+                             const char *tunnel_id, int64_t now_ms, struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_AGENT_MARK_CONNECTION, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, agent_id);
+	db_bind_int64(stmt, 2, connected);
+	db_bind_text(stmt, 3, connected ? tunnel_id : NULL);
+	db_bind_int64(stmt, 4, now_ms);
+	return db_exec_stmt(db, stmt, err);
+}
+
+int registry_disconnect_all(struct ee_db *db, int64_t now_ms, struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_AGENTS_DISCONNECT_ALL, err);
+	if (!stmt)
+		return -1;
+	db_bind_int64(stmt, 1, now_ms);
+	return db_exec_stmt(db, stmt, err);
+}

@@ -1,0 +1,64 @@
+/* check.c - case bookkeeping and TAP-like output; see check.h. */
+#include "check.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+static char current[256];
+static bool have_case, failed;
+static int passed_count, failed_count;
+static char first_failure[1024];
+
+static void report(void)
+{
+	if (!have_case)
+		return;
+	if (failed) {
+		failed_count++;
+		printf("not ok - %s: %s\n", current, first_failure);
+	} else {
+		passed_count++;
+		printf("ok - %s\n", current);
+	}
+	fflush(stdout);
+	have_case = false;
+}
+
+void test_case(const char *name, ...)
+{
+	report();
+	va_list ap;
+	va_start(ap, name);
+	vsnprintf(current, sizeof(current), name, ap);
+	va_end(ap);
+	have_case = true;
+	failed = false;
+	first_failure[0] = '\0';
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+	char msg[900];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!have_case) {
+		snprintf(current, sizeof(current), "setup");
+		have_case = true;
+	}
+	if (!failed)
+		snprintf(first_failure, sizeof(first_failure), "%s:%d: %s", file, line, msg);
+	else
+		fprintf(stderr, "  also %s:%d: %s\n", file, line, msg);
+	failed = true;
+}
+
+bool test_case_failed(void) { return failed; }
+
+int test_finish(void)
+{
+	report();
+	printf("# %d passed, %d failed\n", passed_count, failed_count);
+	return failed_count ? 1 : 0;
+}

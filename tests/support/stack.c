@@ -1,0 +1,405 @@
+/* stack.c - start, drive and stop the control plane for tests; see stack.h. */
+#include "stack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include "check.h"
+#include "ledger.h"
+#include "util.h"
+
+const char *stack_bin_dir(void)
+{
+	const char *b = getenv("EE_TEST_BIN");
+	return b && *b ? b : "build/bin";
+}
+
+int stack_make_dir(char *out, size_t size, const char *name)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(out, size, "%s/ee-test-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
+	return mkdtemp(out) ? 0 : -1;
+}
+
+int stack_free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {0};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+void stack_apply_env(const struct stack *s)
+{
+	setenv("EE_DB_PATH", s->db_path, 1);
+	setenv("EE_LOG_LEVEL", "info", 1);
+	if (s->opt.no_tokens) {
+		unsetenv("EE_ADMIN_TOKEN");
+		unsetenv("EE_LAUNCHER_TOKEN");
+		unsetenv("EE_UPTIME_TOKEN");
+	} else {
+		setenv("EE_ADMIN_TOKEN", TEST_ADMIN_TOKEN, 1);
+		setenv("EE_LAUNCHER_TOKEN", TEST_LAUNCHER_TOKEN, 1);
+		setenv("EE_UPTIME_TOKEN", TEST_UPTIME_TOKEN, 1);
+	}
+	for (int i = 0; s->opt.env && s->opt.env[i]; i++)
+		putenv((char *)s->opt.env[i]);
+}
+
+/* Forks argv with output to log_path; the child gets its own process group. */
+static pid_t spawn(const struct stack *s, char *const argv[], const char *log_path)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	setpgid(0, 0);
+	stack_apply_env(s);
+	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	int devnull = open("/dev/null", O_RDONLY);
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	if (devnull >= 0)
+		dup2(devnull, STDIN_FILENO);
+	execvp(argv[0], argv);
+	_exit(127);
+}
+
+static bool wait_health(struct stack *s, const char *url)
+{
+	for (int i = 0; i < 300; i++) {
+		struct http_result r;
+		int rc = http_do("GET", url, NULL, NULL, 0, &r);
+		long status = r.status;
+		http_result_free(&r);
+		if (rc == 0 && status == 200)
+			return true;
+		int st;
+		if (s->api_pid > 0 && waitpid(s->api_pid, &st, WNOHANG) == s->api_pid) {
+			s->api_pid = 0;
+			return false;
+		}
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+static int start_api(struct stack *s)
+{
+	char api[300], workers[16], log[320];
+	snprintf(api, sizeof(api), "%s/ee-api", s->bin_dir);
+	snprintf(workers, sizeof(workers), "%d", s->opt.workers);
+	snprintf(log, sizeof(log), "%s/ee-api.log", s->dir);
+	char *argv[] = {api, "--listen", s->socket_path, "--workers", workers, NULL};
+	s->api_pid = spawn(s, argv, log);
+	if (s->api_pid < 0)
+		return -1;
+	/* The socket appears once the supervisor listens. */
+	for (int i = 0; i < 200; i++) {
+		struct stat st;
+		if (stat(s->socket_path, &st) == 0)
+			return 0;
+		struct timespec ts = {0, 25 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+int stack_start(struct stack *s, const char *name, const struct stack_options *opt)
+{
+	memset(s, 0, sizeof(*s));
+	if (opt)
+		s->opt = *opt;
+	if (s->opt.workers <= 0)
+		s->opt.workers = 2;
+	snprintf(s->bin_dir, sizeof(s->bin_dir), "%s", stack_bin_dir());
+	if (stack_make_dir(s->dir, sizeof(s->dir), name) != 0)
+		return -1;
+	snprintf(s->db_path, sizeof(s->db_path), "%s/control-plane.db", s->dir);
+	snprintf(s->socket_path, sizeof(s->socket_path), "%s/ee-api.sock", s->dir);
+	if (start_api(s) != 0) {
+		test_fail(__FILE__, __LINE__, "ee-api did not start (see %s/ee-api.log)", s->dir);
+		return -1;
+	}
+	if (s->opt.no_caddy)
+		return 0;
+	s->port = stack_free_port();
+	snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", s->port);
+	char port[16], log[320], xdg[320];
+	snprintf(port, sizeof(port), "%d", s->port);
+	snprintf(log, sizeof(log), "%s/caddy.log", s->dir);
+	snprintf(xdg, sizeof(xdg), "%s/caddy", s->dir);
+	setenv("EE_HTTP_PORT", port, 1);
+	setenv("EE_FCGI_SOCKET", s->socket_path, 1);
+	setenv("XDG_CONFIG_HOME", xdg, 1);
+	setenv("XDG_DATA_HOME", xdg, 1);
+	const char *caddyfile = getenv("EE_TEST_CADDYFILE");
+	char *argv[] = {"caddy", "run", "--config",
+	                (char *)(caddyfile && *caddyfile ? caddyfile : "caddy/Caddyfile"),
+	                "--adapter", "caddyfile", NULL};
+	s->caddy_pid = spawn(s, argv, log);
+	char url[128];
+	snprintf(url, sizeof(url), "%s/health", s->base_url);
+	if (s->caddy_pid < 0 || !wait_health(s, url)) {
+		test_fail(__FILE__, __LINE__, "stack did not come up (see %s)", s->dir);
+		return -1;
+	}
+	return 0;
+}
+
+static void stop_pid(pid_t *pid)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+			*pid = 0;
+			return;
+		}
+		struct timespec ts = {0, 25 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	kill(-*pid, SIGKILL);
+	kill(*pid, SIGKILL);
+	waitpid(*pid, NULL, 0);
+	*pid = 0;
+}
+
+void check_no_sanitizer_report(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	char line[1024];
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "AddressSanitizer") || strstr(line, "LeakSanitizer") ||
+		    strstr(line, "runtime error:") || strstr(line, "UndefinedBehaviorSanitizer")) {
+			test_fail(__FILE__, __LINE__, "sanitizer report in %s: %s", path, line);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+void stack_stop(struct stack *s)
+{
+	stop_pid(&s->caddy_pid);
+	stop_pid(&s->api_pid);
+	char log[320];
+	snprintf(log, sizeof(log), "%s/ee-api.log", s->dir);
+	check_no_sanitizer_report(log);
+	snprintf(log, sizeof(log), "%s/cgi.log", s->dir);
+	check_no_sanitizer_report(log);
+	if (!getenv("EE_TEST_KEEP") && !test_case_failed()) {
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", s->dir);
+	}
+}
+
+int stack_restart_api(struct stack *s)
+{
+	stop_pid(&s->api_pid);
+	return start_api(s);
+}
+
+int stack_request_ex(struct stack *s, const char *method, const char *path,
+                     const char *const *headers, const void *body, size_t body_len,
+                     struct http_result *out)
+{
+	char url[4096];
+	snprintf(url, sizeof(url), "%s%s", s->base_url, path);
+	return http_do(method, url, headers, body, body_len, out);
+}
+
+int stack_request(struct stack *s, const char *method, const char *path, const char *token,
+                  const char *body, struct http_result *out)
+{
+	char auth[256];
+	const char *headers[3] = {NULL, NULL, NULL};
+	int n = 0;
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		headers[n++] = auth;
+	}
+	if (body)
+		headers[n++] = "Content-Type: application/json";
+	return stack_request_ex(s, method, path, headers, body, body ? strlen(body) : 0, out);
+}
+
+int stack_cgi(struct stack *s, const char *method, const char *path, const char *token,
+              const char *body, struct http_result *out)
+{
+	memset(out, 0, sizeof(*out));
+	int in[2], outp[2];
+	if (pipe(in) != 0 || pipe(outp) != 0)
+		return -1;
+	size_t body_len = body ? strlen(body) : 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(in[0], STDIN_FILENO);
+		dup2(outp[1], STDOUT_FILENO);
+		close(in[1]);
+		close(outp[0]);
+		char log[320];
+		snprintf(log, sizeof(log), "%s/cgi.log", s->dir);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0)
+			dup2(fd, STDERR_FILENO);
+		stack_apply_env(s);
+		char len[32], auth[256];
+		snprintf(len, sizeof(len), "%zu", body_len);
+		setenv("GATEWAY_INTERFACE", "CGI/1.1", 1);
+		setenv("REQUEST_METHOD", method, 1);
+		setenv("REQUEST_URI", path, 1);
+		setenv("SCRIPT_NAME", "/cgi-bin/ee-api.cgi", 1);
+		setenv("SERVER_PROTOCOL", "HTTP/1.1", 1);
+		setenv("REMOTE_ADDR", "127.0.0.1", 1);
+		const char *q = strchr(path, '?');
+		setenv("QUERY_STRING", q ? q + 1 : "", 1);
+		if (body) {
+			setenv("CONTENT_LENGTH", len, 1);
+			setenv("CONTENT_TYPE", "application/json", 1);
+		}
+		if (token) {
+			snprintf(auth, sizeof(auth), "Bearer %s", token);
+			setenv("HTTP_AUTHORIZATION", auth, 1);
+		}
+		char api[300];
+		snprintf(api, sizeof(api), "%s/ee-api", s->bin_dir);
+		execl(api, api, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(outp[1]);
+	size_t off = 0;
+	while (off < body_len) {
+		ssize_t n = write(in[1], body + off, body_len - off);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(in[1]);
+	struct buf raw;
+	buf_init(&raw);
+	char chunk[4096];
+	ssize_t n;
+	while ((n = read(outp[0], chunk, sizeof(chunk))) > 0)
+		buf_append(&raw, chunk, (size_t)n);
+	close(outp[0]);
+	int status;
+	waitpid(pid, &status, 0);
+	if (!raw.data) {
+		buf_free(&raw);
+		return -1;
+	}
+	char *sep = strstr(raw.data, "\r\n\r\n");
+	if (!sep) {
+		buf_free(&raw);
+		return -1;
+	}
+	*sep = '\0';
+	out->headers = strdup(raw.data);
+	out->body = strdup(sep + 4);
+	out->body_len = raw.len - (size_t)(sep + 4 - raw.data);
+	if (strncmp(raw.data, "Status: ", 8) == 0)
+		out->status = strtol(raw.data + 8, NULL, 10);
+	if (out->body_len)
+		out->json = json_tokener_parse(out->body);
+	buf_free(&raw);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+struct ee_db *stack_db(struct stack *s)
+{
+	struct ee_db *db;
+	struct ee_error err;
+	struct ee_db_options opts = {5000, "FULL", true};
+	if (db_open(s->db_path, &opts, &db, &err) != 0) {
+		test_fail(__FILE__, __LINE__, "cannot open %s: %s", s->db_path, err.reason);
+		return NULL;
+	}
+	return db;
+}
+
+int db_digest(const char *db_path, char out[65])
+{
+	sqlite3 *h;
+	if (sqlite3_open_v2(db_path, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+		sqlite3_close(h);
+		return -1;
+	}
+	sqlite3_busy_timeout(h, 5000);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+	sqlite3_stmt *tables;
+	sqlite3_prepare_v2(h, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", -1,
+	                   &tables, NULL);
+	while (sqlite3_step(tables) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(tables, 0);
+		char sql[256];
+		snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\" ORDER BY 1", name);
+		sqlite3_stmt *rows;
+		if (sqlite3_prepare_v2(h, sql, -1, &rows, NULL) != SQLITE_OK)
+			continue;
+		EVP_DigestUpdate(md, name, strlen(name));
+		while (sqlite3_step(rows) == SQLITE_ROW) {
+			for (int c = 0; c < sqlite3_column_count(rows); c++) {
+				const unsigned char *v = sqlite3_column_text(rows, c);
+				int len = sqlite3_column_bytes(rows, c);
+				EVP_DigestUpdate(md, v ? (const void *)v : "\x01NULL", v ? (size_t)len : 5);
+				EVP_DigestUpdate(md, "\x00", 1);
+			}
+			EVP_DigestUpdate(md, "\n", 1);
+		}
+		sqlite3_finalize(rows);
+	}
+	sqlite3_finalize(tables);
+	sqlite3_close(h);
+	unsigned char digest[32];
+	unsigned int dlen;
+	EVP_DigestFinal_ex(md, digest, &dlen);
+	EVP_MD_CTX_free(md);
+	util_hex_encode(digest, 32, out);
+	return 0;
+}
+
+void check_ledger(const char *db_path)
+{
+	struct ee_db *db;
+	struct ee_error err;
+	struct ee_db_options opts = {5000, "FULL", false};
+	if (db_open(db_path, &opts, &db, &err) != 0) {
+		test_fail(__FILE__, __LINE__, "cannot open %s: %s", db_path, err.reason);
+		return;
+	}
+	if (ledger_check_invariants(db, &err) != 0)
+		test_fail(__FILE__, __LINE__, "ledger invariant broken: %s", err.reason);
+	db_close(db);
+}

@@ -1,0 +1,82 @@
+/*
+ * stack.h - a running control plane for integration tests: a fresh
+ * directory and database, ee-api as its own FastCGI server, and Debian's
+ * Caddy in front of it on a free loopback port.  Also runs ee-api as a CGI
+ * program the way a web server does, and snapshots the database.
+ */
+#ifndef EE_TEST_STACK_H
+#define EE_TEST_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "client.h"
+#include "db.h"
+
+#define TEST_ADMIN_TOKEN "test-admin-token-000000000000000001"
+#define TEST_LAUNCHER_TOKEN "test-launcher-token-00000000000002"
+#define TEST_UPTIME_TOKEN "test-uptime-token-0000000000000003"
+
+struct stack_options {
+	int workers;             /* ee-api workers (default 2) */
+	bool no_tokens;          /* start with no token configured at all */
+	bool no_caddy;           /* ee-api only */
+	const char *const *env;  /* extra "NAME=value" settings, NULL-terminated */
+};
+
+struct stack {
+	char dir[256];
+	char db_path[320];
+	char socket_path[320];
+	char base_url[64];       /* http://127.0.0.1:<port> (Caddy) */
+	int port;
+	char bin_dir[256];
+	pid_t api_pid, caddy_pid;
+	struct stack_options opt;
+};
+
+/* The directory holding ee-api (EE_TEST_BIN, default build/bin). */
+const char *stack_bin_dir(void);
+/* A fresh directory under $TMPDIR for one test. */
+int stack_make_dir(char *out, size_t size, const char *name);
+int stack_free_port(void);
+
+int stack_start(struct stack *s, const char *name, const struct stack_options *opt);
+/* Stops everything; fails the current test case if a sanitizer reported anything. */
+void stack_stop(struct stack *s);
+/* Replaces a stopped ee-api with a fresh one on the same socket and database. */
+int stack_restart_api(struct stack *s);
+
+/* Environment for a process of this stack: tokens, database path. */
+void stack_apply_env(const struct stack *s);
+
+/* A request through Caddy: path like "/v1/apps". token NULL sends no Authorization. */
+int stack_request(struct stack *s, const char *method, const char *path, const char *token,
+                  const char *body, struct http_result *out);
+/* Same with extra headers (NULL-terminated "Name: value" list). */
+int stack_request_ex(struct stack *s, const char *method, const char *path,
+                     const char *const *headers, const void *body, size_t body_len,
+                     struct http_result *out);
+
+/*
+ * Runs ee-api once as CGI, as a web server would: REQUEST_METHOD,
+ * REQUEST_URI, CONTENT_LENGTH, HTTP_AUTHORIZATION ... in the environment,
+ * the body on stdin, the answer parsed from stdout.
+ */
+int stack_cgi(struct stack *s, const char *method, const char *path, const char *token,
+              const char *body, struct http_result *out);
+
+/* Opens the stack's database through lib/db.c (for seeding and checks). */
+struct ee_db *stack_db(struct stack *s);
+
+/* SHA-256 over every row of every table, to show a request changed nothing. */
+int db_digest(const char *db_path, char out[65]);
+
+/* Fails the current case if the ledger invariants do not hold. */
+void check_ledger(const char *db_path);
+
+/* Fails the current case if a file holds a sanitizer report. */
+void check_no_sanitizer_report(const char *path);
+
+#endif
