@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,17 +109,86 @@ static bool wait_health(struct stack *s, const char *url)
 	return false;
 }
 
+/* The systemd way: a listening socket on fd 3 and LISTEN_FDS/LISTEN_PID naming it. */
+static pid_t spawn_socket_activated(const struct stack *s, const char *api, const char *log_path)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un addr = {0};
+	addr.sun_family = AF_UNIX;
+	size_t len = strlen(s->socket_path);
+	if (len >= sizeof(addr.sun_path)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	memcpy(addr.sun_path, s->socket_path, len + 1);
+	unlink(s->socket_path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, 128) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+		stack_apply_env(s);
+		int logfd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (logfd >= 0) {
+			dup2(logfd, STDOUT_FILENO);
+			dup2(logfd, STDERR_FILENO);
+		}
+		if (fd != 3) {
+			dup2(fd, 3);
+			close(fd);
+		}
+		char pidtext[32];
+		snprintf(pidtext, sizeof(pidtext), "%d", (int)getpid());
+		setenv("LISTEN_FDS", "1", 1);
+		setenv("LISTEN_PID", pidtext, 1);
+		execl(api, api, (char *)NULL);
+		_exit(127);
+	}
+	close(fd);
+	return pid;
+}
+
 static int start_api(struct stack *s)
 {
-	char api[300], workers[16], log[320];
+	char api[300], workers[16], log[320], listen_addr[64];
 	snprintf(api, sizeof(api), "%s/ee-api", s->bin_dir);
 	snprintf(workers, sizeof(workers), "%d", s->opt.workers);
 	snprintf(log, sizeof(log), "%s/ee-api.log", s->dir);
-	char *argv[] = {api, "--listen", s->socket_path, "--workers", workers, NULL};
-	s->api_pid = spawn(s, argv, log);
+	switch (s->opt.api_mode) {
+	case STACK_API_LISTEN_UNIX: {
+		snprintf(s->upstream, sizeof(s->upstream), "unix/%s", s->socket_path);
+		char *argv[] = {api, "--listen", s->socket_path, "--workers", workers, NULL};
+		s->api_pid = spawn(s, argv, log);
+		break;
+	}
+	case STACK_API_LISTEN_TCP: {
+		int port = stack_free_port();
+		snprintf(listen_addr, sizeof(listen_addr), "127.0.0.1:%d", port);
+		snprintf(s->upstream, sizeof(s->upstream), "%s", listen_addr);
+		char *argv[] = {api, "--listen", listen_addr, "--workers", workers, NULL};
+		s->api_pid = spawn(s, argv, log);
+		break;
+	}
+	case STACK_API_SPAWN_FCGI: {
+		snprintf(s->upstream, sizeof(s->upstream), "unix/%s", s->socket_path);
+		char *argv[] = {"spawn-fcgi", "-n", "-s", s->socket_path, "--", api, NULL};
+		s->api_pid = spawn(s, argv, log);
+		break;
+	}
+	case STACK_API_SOCKET_ACTIVATION:
+		snprintf(s->upstream, sizeof(s->upstream), "unix/%s", s->socket_path);
+		s->api_pid = spawn_socket_activated(s, api, log);
+		break;
+	}
 	if (s->api_pid < 0)
 		return -1;
-	/* The socket appears once the supervisor listens. */
+	if (s->opt.api_mode == STACK_API_LISTEN_TCP)
+		return 0; /* Caddy's health wait covers it */
+	/* The socket appears once something listens on it. */
 	for (int i = 0; i < 200; i++) {
 		struct stat st;
 		if (stat(s->socket_path, &st) == 0)
@@ -154,7 +224,7 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 	snprintf(log, sizeof(log), "%s/caddy.log", s->dir);
 	snprintf(xdg, sizeof(xdg), "%s/caddy", s->dir);
 	setenv("EE_HTTP_PORT", port, 1);
-	setenv("EE_FCGI_SOCKET", s->socket_path, 1);
+	setenv("EE_API_UPSTREAM", s->upstream, 1);
 	setenv("XDG_CONFIG_HOME", xdg, 1);
 	setenv("XDG_DATA_HOME", xdg, 1);
 	const char *caddyfile = getenv("EE_TEST_CADDYFILE");

@@ -18,7 +18,16 @@
 #define TEST_LAUNCHER_TOKEN "test-launcher-token-00000000000002"
 #define TEST_UPTIME_TOKEN "test-uptime-token-0000000000000003"
 
+/* How ee-api is started: the three ways of docs/OPERATIONS.md. */
+enum stack_api_mode {
+	STACK_API_LISTEN_UNIX = 0, /* ee-api --listen <socket> --workers N */
+	STACK_API_LISTEN_TCP,      /* ee-api --listen 127.0.0.1:<port> --workers N */
+	STACK_API_SPAWN_FCGI,      /* spawn-fcgi hands ee-api the socket on fd 0 */
+	STACK_API_SOCKET_ACTIVATION, /* systemd style: fd 3 with LISTEN_FDS/LISTEN_PID */
+};
+
 struct stack_options {
+	enum stack_api_mode api_mode;
 	int workers;             /* ee-api workers (default 2) */
 	bool no_tokens;          /* start with no token configured at all */
 	bool no_caddy;           /* ee-api only */
@@ -29,6 +38,7 @@ struct stack {
 	char dir[256];
 	char db_path[320];
 	char socket_path[320];
+	char upstream[340];      /* what Caddy forwards to: unix//path or 127.0.0.1:port */
 	char base_url[64];       /* http://127.0.0.1:<port> (Caddy) */
 	int port;
 	char bin_dir[256];

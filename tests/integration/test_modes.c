@@ -1,0 +1,188 @@
+/*
+ * test_modes.c - the three ways to run ee-api, each behind real Caddy:
+ * its own FastCGI server (--listen on a unix socket and on TCP), under a
+ * FastCGI manager (spawn-fcgi), with a socket handed over the systemd way
+ * (LISTEN_FDS), and as CGI (covered in test_api.c).  Also: a worker killed
+ * with SIGKILL is replaced; a database that cannot be opened answers 503
+ * and recovers without a restart; a bad setting stops the program with a
+ * message naming the variable.
+ */
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "client.h"
+#include "stack.h"
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* A purchase and a balance read: the round trip every mode must serve. */
+static void exercise(struct stack *st)
+{
+	struct http_result r;
+	stack_request(st, "POST", "/v1/credits/purchase", TEST_ADMIN_TOKEN,
+	              "{\"account_id\":\"mode-user\",\"amount_usd\":\"2.50\"}", &r);
+	CHECK_INT(r.status, 200);
+	CHECK_INT(http_json_int(&r, "balance_cents", -1), 250);
+	http_result_free(&r);
+	stack_request(st, "GET", "/v1/balances/mode-user", TEST_ADMIN_TOKEN, NULL, &r);
+	CHECK_INT(r.status, 200);
+	CHECK_INT(http_json_int(&r, "balance_cents", -1), 250);
+	http_result_free(&r);
+	stack_request(st, "GET", "/v1/balances/mode-user", NULL, NULL, &r);
+	CHECK_INT(r.status, 401);
+	http_result_free(&r);
+	check_ledger(st->db_path);
+}
+
+static void run_mode(enum stack_api_mode mode, const char *name)
+{
+	struct stack st;
+	test_case("%s: serves requests through Caddy", name);
+	struct stack_options opt = {.api_mode = mode};
+	if (stack_start(&st, name, &opt) != 0) {
+		stack_stop(&st);
+		return;
+	}
+	exercise(&st);
+	test_case("%s: stops cleanly on SIGTERM", name);
+	pid_t pid = st.api_pid;
+	kill(pid, SIGTERM);
+	int status = 0;
+	bool exited = false;
+	for (int i = 0; i < 200 && !exited; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			exited = true;
+		else
+			sleep_ms(25);
+	}
+	CHECK(exited, "ee-api did not stop within 5 s");
+	CHECK(exited && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	if (exited)
+		st.api_pid = 0;
+	stack_stop(&st);
+}
+
+/* The supervisor's children, read from /proc. */
+static int children_of(pid_t parent, pid_t *out, int max)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent, (int)parent);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	int n = 0, pid;
+	while (n < max && fscanf(f, "%d", &pid) == 1)
+		out[n++] = pid;
+	fclose(f);
+	return n;
+}
+
+static void test_worker_replaced(void)
+{
+	struct stack st;
+	test_case("a worker killed with SIGKILL is replaced and service continues");
+	struct stack_options opt = {.workers = 2};
+	if (stack_start(&st, "respawn", &opt) != 0) {
+		stack_stop(&st);
+		return;
+	}
+	pid_t kids[8];
+	int n = children_of(st.api_pid, kids, 8);
+	CHECK_INT(n, 2);
+	if (n > 0)
+		kill(kids[0], SIGKILL);
+	sleep_ms(300);
+	for (int i = 0; i < 20; i++) {
+		struct http_result r;
+		stack_request(&st, "GET", "/health", NULL, NULL, &r);
+		CHECK_INT(r.status, 200);
+		http_result_free(&r);
+	}
+	pid_t after[8];
+	int m = 0;
+	for (int i = 0; i < 100; i++) {
+		m = children_of(st.api_pid, after, 8);
+		if (m == 2)
+			break;
+		sleep_ms(50);
+	}
+	CHECK_INT(m, 2);
+	for (int i = 0; i < m; i++)
+		CHECK(after[i] != kids[0], "the killed worker is still listed");
+	exercise(&st);
+	stack_stop(&st);
+}
+
+static void test_database_recovers(void)
+{
+	struct stack st;
+	test_case("a database that cannot be opened answers 503 and recovers without a restart");
+	char dir[256], db_env[400];
+	CHECK(stack_make_dir(dir, sizeof(dir), "dbdir") == 0);
+	/* Two missing levels: ee-api creates only the last one, so opening fails. */
+	snprintf(db_env, sizeof(db_env), "EE_DB_PATH=%s/missing/data/control-plane.db", dir);
+	const char *env[] = {db_env, NULL};
+	struct stack_options opt = {.env = env};
+	if (stack_start(&st, "dbrecover", &opt) != 0) {
+		stack_stop(&st);
+		return;
+	}
+	struct http_result r;
+	stack_request(&st, "GET", "/v1/balances/someone", TEST_ADMIN_TOKEN, NULL, &r);
+	CHECK_INT(r.status, 503);
+	CHECK_STR(http_reason(&r), "database_unavailable");
+	char retry[16];
+	CHECK(http_header(&r, "Retry-After", retry, sizeof(retry)));
+	http_result_free(&r);
+
+	char missing[320];
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
+	CHECK(mkdir(missing, 0700) == 0);
+	stack_request(&st, "POST", "/v1/credits/purchase", TEST_ADMIN_TOKEN,
+	              "{\"account_id\":\"late\",\"amount_usd\":\"1\"}", &r);
+	CHECK_INT(r.status, 200);
+	http_result_free(&r);
+	stack_stop(&st);
+	char cmd[400];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	CHECK(system(cmd) == 0);
+}
+
+static void test_bad_setting(void)
+{
+	test_case("an invalid setting stops ee-api at start and names the variable");
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+	         "EE_CONTROL_PORT=notaport %s/ee-api --migrate 2>&1 | grep -q EE_CONTROL_PORT",
+	         stack_bin_dir());
+	CHECK(system(cmd) == 0);
+	snprintf(cmd, sizeof(cmd), "EE_HEALTH_TIMEOUT_SEC=-5 %s/ee-api --migrate >/dev/null 2>&1",
+	         stack_bin_dir());
+	int rc = system(cmd);
+	CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "exit status %d", rc);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	run_mode(STACK_API_LISTEN_UNIX, "listen-unix");
+	run_mode(STACK_API_LISTEN_TCP, "listen-tcp");
+	run_mode(STACK_API_SPAWN_FCGI, "spawn-fcgi");
+	run_mode(STACK_API_SOCKET_ACTIVATION, "socket-activation");
+	test_worker_replaced();
+	test_database_recovers();
+	test_bad_setting();
+	return test_finish();
+}
