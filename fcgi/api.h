@@ -114,7 +114,13 @@ int api_field_time(struct api_context *ctx, const char *key, bool required,
                    const char *missing_reason, bool *present, int64_t *out, struct ee_error *err);
 int api_field_text(struct api_context *ctx, const char *key, size_t max, const char *invalid_reason,
                    const char **out, struct ee_error *err);
-/* Looks a query parameter up: returns its raw value length, or -1 when absent. */
+/*
+ * Looks a query parameter up and percent-decodes it into out.  Returns the
+ * decoded length, API_QUERY_ABSENT, or API_QUERY_INVALID (a bad escape, a
+ * control character, or a value that does not fit out).
+ */
+#define API_QUERY_ABSENT (-1)
+#define API_QUERY_INVALID (-2)
 long api_query_param(const char *query, const char *name, char *out, size_t out_size);
 
 #endif

@@ -2,6 +2,7 @@
  * handlers_ledger.c - the money endpoints: purchase, transfer, usage report,
  * settlement (as money_ops run by router.c), balances and the ledger listing.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,9 +11,22 @@
 #include "jsonutil.h"
 #include "timeutil.h"
 
+/*
+ * A user account, or a system one ("@mint", "@escrow") so that the ledger
+ * can refuse it by name (reserved_account) rather than as malformed.
+ */
 static bool valid_user_account(const char *s, size_t len)
 {
+	if (len > 1 && s[0] == '@')
+		return util_valid_account(s + 1, len - 1);
 	return util_valid_account(s, len);
+}
+
+/* Any account that can exist: a user's or one of the two system accounts. */
+static bool valid_any_account(const char *s, size_t len)
+{
+	return util_valid_account(s, len) || (len == 5 && memcmp(s, LEDGER_MINT, 5) == 0) ||
+	       (len == 7 && memcmp(s, LEDGER_ESCROW, 7) == 0);
 }
 
 /* Reads "amount_usd", falling back to "amount" as the original did. */
@@ -236,8 +250,7 @@ const struct money_op money_settlement = {"settlements.finalize", sizeof(struct 
 void handle_balance(struct api_context *ctx)
 {
 	const char *account = ctx->req->segments[2];
-	if (!util_valid_account(account, strlen(account)) && strcmp(account, "@mint") != 0 &&
-	    strcmp(account, "@escrow") != 0) {
+	if (!valid_any_account(account, strlen(account))) {
 		api_respond_error(ctx, 400, "invalid_account");
 		return;
 	}
@@ -261,15 +274,16 @@ static int query_int(const char *query, const char *name, long long def, long lo
 {
 	char text[24];
 	long n = api_query_param(query, name, text, sizeof(text));
-	if (n < 0) {
+	if (n == API_QUERY_ABSENT) {
 		*out = def;
 		return 0;
 	}
-	if (n == 0 || (size_t)n >= sizeof(text))
+	if (n <= 0 || text[0] < '0' || text[0] > '9')
 		return -1;
 	char *end;
+	errno = 0;
 	long long v = strtoll(text, &end, 10);
-	if (*end || v < min || v > max)
+	if (errno || *end || v < min || v > max)
 		return -1;
 	*out = v;
 	return 0;
@@ -280,11 +294,9 @@ void handle_ledger_entries(struct api_context *ctx)
 {
 	char account[EE_ACCOUNT_MAX + 2];
 	long alen = api_query_param(ctx->req->query, "account", account, sizeof(account));
-	bool by_account = alen >= 0;
+	bool by_account = alen != API_QUERY_ABSENT;
 	long long after, limit;
-	if ((by_account && ((size_t)alen >= sizeof(account) ||
-	                    (!util_valid_account(account, (size_t)alen) &&
-	                     strcmp(account, "@mint") != 0 && strcmp(account, "@escrow") != 0))) ||
+	if ((by_account && (alen < 0 || !valid_any_account(account, (size_t)alen))) ||
 	    query_int(ctx->req->query, "after", 0, 0, INT64_MAX, &after) != 0 ||
 	    query_int(ctx->req->query, "limit", ENTRIES_DEFAULT_LIMIT, 1, ENTRIES_MAX_LIMIT,
 	              &limit) != 0) {

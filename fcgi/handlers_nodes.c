@@ -30,18 +30,8 @@ static int optional_money(struct api_context *ctx, const char *key, const char *
 	*has = false;
 	if (!present || !v)
 		return 0;
-	if (json_object_is_type(v, json_type_int) && json_object_get_int64(v) == 0) {
-		*has = true;
-		*cents = 0;
-		return 0;
-	}
-	if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), "0") == 0) {
-		*has = true;
-		*cents = 0;
-		return 0;
-	}
-	struct ee_error amount_err;
-	if (amount_from_json(v, true, cents, &amount_err) != 0)
+	struct decimal d;
+	if (quantity_or_zero_from_json(v, &d) != 0 || decimal_to_cents(&d, cents) != 0)
 		return ee_fail(err, 400, "invalid_amount");
 	*has = true;
 	return 0;
@@ -50,8 +40,11 @@ static int optional_money(struct api_context *ctx, const char *key, const char *
 static int read_bool(struct api_context *ctx, const char *key, bool *out, struct ee_error *err)
 {
 	switch (json_get_bool(ctx->json, key, out)) {
-	case JSON_FIELD_WRONG_TYPE:
-		return ee_fail_detail(err, 400, "invalid_field", key);
+	case JSON_FIELD_WRONG_TYPE: {
+		char reason[64];
+		snprintf(reason, sizeof(reason), "invalid_%s", key);
+		return ee_fail(err, 400, reason);
+	}
 	default:
 		return 0;
 	}

@@ -155,8 +155,19 @@ static int check_auth(struct api_context *ctx, enum auth_class auth)
 	const char *own = NULL;
 	switch (auth) {
 	case AUTH_PUBLIC:
-	case AUTH_NODE:
 		return 0;
+	case AUTH_NODE:
+		/* Which node a token belongs to is in the body; without any token,
+		 * or with nothing configured to check it against, answer now. */
+		if (bearer_token(ctx->req))
+			return 0;
+		if (!cfg->admin_token) {
+			api_respond_error(ctx, 503, "auth_not_configured");
+		} else {
+			api_add_header(ctx, "WWW-Authenticate", "Bearer");
+			api_respond_error(ctx, 401, "unauthorized");
+		}
+		return -1;
 	case AUTH_ADMIN: own = NULL; break;
 	case AUTH_UPTIME: own = cfg->uptime_token; break;
 	case AUTH_LAUNCHER: own = cfg->launcher_token; break;
@@ -177,14 +188,26 @@ static int check_auth(struct api_context *ctx, enum auth_class auth)
 	return -1;
 }
 
-static bool content_type_is_json(const char *ct)
+static bool media_type_is(const char *ct, size_t n, const char *type)
+{
+	return n == strlen(type) && strncasecmp(ct, type, n) == 0;
+}
+
+/*
+ * JSON bodies come as application/json.  A missing type is also accepted
+ * (older clients send none) and so is form-urlencoded, because Caddy's
+ * FastCGI transport reports a missing type as that; the body must still be
+ * strict JSON.  Anything else is refused.
+ */
+static bool content_type_acceptable(const char *ct)
 {
 	if (!ct || !*ct)
-		return true; /* older clients send none; the body must still be JSON */
+		return true;
 	size_t n = strcspn(ct, ";");
 	while (n > 0 && ct[n - 1] == ' ')
 		n--;
-	return n == strlen("application/json") && strncasecmp(ct, "application/json", n) == 0;
+	return media_type_is(ct, n, "application/json") ||
+	       media_type_is(ct, n, "application/x-www-form-urlencoded");
 }
 
 static void run_money_op(struct api_context *ctx, const struct money_op *op)
@@ -280,19 +303,23 @@ void api_handle(struct api_context *ctx)
 	}
 	const char *method = strcmp(req->method, "HEAD") == 0 ? "GET" : req->method;
 	const struct route *match = NULL;
-	bool path_known = false;
+	bool allows_get = false, allows_post = false;
 	for (size_t i = 0; i < ROUTE_COUNT; i++) {
 		if (!pattern_matches(routes[i].pattern, req))
 			continue;
-		path_known = true;
+		allows_get |= strcmp(routes[i].method, "GET") == 0;
+		allows_post |= strcmp(routes[i].method, "POST") == 0;
 		if (strcmp(routes[i].method, method) == 0) {
 			match = &routes[i];
 			break;
 		}
 	}
 	if (!match) {
-		if (path_known) {
-			api_add_header(ctx, "Allow", strcmp(method, "GET") == 0 ? "POST" : "GET, HEAD");
+		if (allows_get || allows_post) {
+			api_add_header(ctx, "Allow",
+			               allows_get && allows_post ? "GET, HEAD, POST"
+			               : allows_get          ? "GET, HEAD"
+			                                     : "POST");
 			api_respond_error(ctx, 405, "method_not_allowed");
 		} else {
 			api_respond_error(ctx, 404, "not_found");
@@ -306,7 +333,7 @@ void api_handle(struct api_context *ctx)
 			api_respond_error(ctx, 413, "body_too_large");
 			return;
 		}
-		if (!content_type_is_json(req->content_type)) {
+		if (!content_type_acceptable(req->content_type)) {
 			api_respond_error(ctx, 415, "unsupported_media_type");
 			return;
 		}

@@ -10,7 +10,7 @@ int abuse_file(struct ee_db *db, const char *node_id, bool has_start, int64_t pe
                bool has_end, int64_t period_end, const char *reported_by, const char *reason,
                char report_id[LEDGER_ID_LEN + 1], struct ee_error *err)
 {
-	if (has_start && has_end && period_end < period_start)
+	if (has_start && has_end && period_end <= period_start)
 		return ee_fail(err, 400, "invalid_period");
 	sqlite3_stmt *stmt = db_stmt(db, SQL_NODE_GET, err);
 	if (!stmt)

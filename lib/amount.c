@@ -6,8 +6,12 @@
 #include <json-c/json.h>
 
 #define MAX_SIGNIFICANT 19
-/* Far beyond any amount that fits; keeps exponent arithmetic from overflowing. */
-#define MAX_EXPONENT_LITERAL 100000
+/*
+ * Exponents are clamped far beyond any amount that fits (so the arithmetic
+ * cannot overflow) but only after the digit count is combined with them.
+ */
+#define MAX_EXPONENT_LITERAL INT64_C(1000000000000)
+#define MAX_EXPONENT_RESULT 100000
 
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -24,7 +28,7 @@ int decimal_parse(const char *s, size_t len, struct decimal *out)
 	char sig[MAX_SIGNIFICANT + 1];
 	size_t nsig = 0;
 	size_t trailing_zeros = 0; /* zeros seen after the last nonzero significant digit */
-	long frac_digits = 0;
+	int64_t frac_digits = 0;
 	bool any = false;
 	for (int part = 0; part < 2; part++) {
 		size_t start = i;
@@ -62,7 +66,7 @@ int decimal_parse(const char *s, size_t len, struct decimal *out)
 	}
 	if (!any)
 		return -1;
-	long exponent = 0;
+	int64_t exponent = 0;
 	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
 		i++;
 		bool eneg = false;
@@ -90,13 +94,13 @@ int decimal_parse(const char *s, size_t len, struct decimal *out)
 	out->coefficient = coefficient;
 	out->negative = negative && coefficient != 0;
 	/* Zeros dropped from the end of the significant digits scale the value up. */
-	long exp_total = exponent - frac_digits + (long)trailing_zeros;
+	int64_t exp_total = exponent - frac_digits + (int64_t)trailing_zeros;
 	if (coefficient == 0)
 		exp_total = 0;
-	if (exp_total > MAX_EXPONENT_LITERAL)
-		exp_total = MAX_EXPONENT_LITERAL;
-	if (exp_total < -MAX_EXPONENT_LITERAL)
-		exp_total = -MAX_EXPONENT_LITERAL;
+	if (exp_total > MAX_EXPONENT_RESULT)
+		exp_total = MAX_EXPONENT_RESULT;
+	if (exp_total < -MAX_EXPONENT_RESULT)
+		exp_total = -MAX_EXPONENT_RESULT;
 	out->exponent = (int)exp_total;
 	return 0;
 }
@@ -110,9 +114,10 @@ static int scale_round(unsigned __int128 value, int shift, uint64_t limit, uint6
 	}
 	if (shift >= 0) {
 		for (int k = 0; k < shift; k++) {
-			value *= 10;
-			if (value > limit)
+			/* Compare before multiplying, so the product cannot wrap. */
+			if (value > limit / 10)
 				return -1;
+			value *= 10;
 		}
 		if (value > limit)
 			return -1;
@@ -198,6 +203,15 @@ int amount_from_json(struct json_object *value, bool present, int64_t *cents,
 	if (!text || len > 64 || decimal_parse(text, len, &d) != 0 ||
 	    decimal_to_cents(&d, cents) != 0 || *cents <= 0)
 		return ee_fail(err, 400, "invalid_amount");
+	return 0;
+}
+
+int quantity_or_zero_from_json(struct json_object *value, struct decimal *out)
+{
+	size_t len;
+	const char *text = value ? number_text(value, &len) : NULL;
+	if (!text || len > 64 || decimal_parse(text, len, out) != 0 || out->negative)
+		return -1;
 	return 0;
 }
 

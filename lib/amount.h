@@ -49,5 +49,7 @@ int amount_from_json(struct json_object *value, bool present, int64_t *cents,
 
 /* Reads a positive decimal quantity (vCPU-hours) from a JSON string or number. */
 int quantity_from_json(struct json_object *value, struct decimal *out);
+/* The same, zero allowed (a price or a stake may be zero). */
+int quantity_or_zero_from_json(struct json_object *value, struct decimal *out);
 
 #endif

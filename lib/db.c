@@ -121,6 +121,40 @@ static int migrate(struct ee_db *db, struct ee_error *err)
 	return db_commit(db, err);
 }
 
+/*
+ * Switching a fresh database to WAL needs a lock that SQLite does not wait
+ * for (the busy handler is not called for it), so two processes opening a
+ * new file at once would see SQLITE_BUSY.  Retry for the busy timeout.
+ */
+static int enable_wal(struct ee_db *db, int busy_timeout_ms, struct ee_error *err)
+{
+	int64_t waited = 0;
+	for (;;) {
+		sqlite3_stmt *stmt;
+		int rc = sqlite3_prepare_v2(db->handle, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
+		if (rc == SQLITE_OK) {
+			rc = sqlite3_step(stmt);
+			if (rc == SQLITE_ROW) {
+				const char *mode = (const char *)sqlite3_column_text(stmt, 0);
+				bool wal = mode && strcmp(mode, "wal") == 0;
+				sqlite3_finalize(stmt);
+				if (wal)
+					return 0;
+				log_error("database refused WAL mode (journal_mode is %s)", mode ? mode : "?");
+				return ee_fail(err, 503, "database_unavailable");
+			}
+			sqlite3_finalize(stmt);
+		}
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+			return db_fail(db, rc, err);
+		if (waited >= busy_timeout_ms)
+			return db_fail(db, rc, err);
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		waited += 10;
+	}
+}
+
 /* Makes the directory holding path, one level, if it does not exist. */
 static void ensure_parent_dir(const char *path)
 {
@@ -158,11 +192,10 @@ int db_open(const char *path, const struct ee_db_options *opts, struct ee_db **o
 	sqlite3_extended_result_codes(db->handle, 1);
 	sqlite3_busy_timeout(db->handle, opts->busy_timeout_ms);
 
-	char pragmas[256];
-	snprintf(pragmas, sizeof(pragmas),
-	         "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;",
+	char pragmas[128];
+	snprintf(pragmas, sizeof(pragmas), "PRAGMA synchronous = %s; PRAGMA foreign_keys = ON;",
 	         strcmp(opts->synchronous, "NORMAL") == 0 ? "NORMAL" : "FULL");
-	if (exec_sql(db, pragmas, err) != 0 ||
+	if (enable_wal(db, opts->busy_timeout_ms, err) != 0 || exec_sql(db, pragmas, err) != 0 ||
 	    prepare(db, "BEGIN IMMEDIATE", &db->begin_immediate, err) != 0 ||
 	    prepare(db, "BEGIN", &db->begin_deferred, err) != 0 ||
 	    prepare(db, "COMMIT", &db->commit, err) != 0 ||

@@ -5,23 +5,115 @@
 
 #include "timeutil.h"
 
+/*
+ * json-c's strict mode still lets through raw control characters inside
+ * strings and NUL bytes; this pass refuses them before parsing.
+ */
+static bool lexically_valid(const char *text, size_t len)
+{
+	bool in_string = false, escaped = false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (in_string) {
+			if (c < 0x20)
+				return false;
+			if (escaped)
+				escaped = false;
+			else if (c == '\\')
+				escaped = true;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* JSON's number grammar; json-c also takes NaN, Infinity and "1.". */
+static bool number_text_valid(const char *s)
+{
+	size_t i = 0;
+	if (s[i] == '-')
+		i++;
+	if (s[i] == '0')
+		i++;
+	else if (s[i] >= '1' && s[i] <= '9')
+		while (s[i] >= '0' && s[i] <= '9')
+			i++;
+	else
+		return false;
+	if (s[i] == '.') {
+		i++;
+		if (!(s[i] >= '0' && s[i] <= '9'))
+			return false;
+		while (s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	if (s[i] == 'e' || s[i] == 'E') {
+		i++;
+		if (s[i] == '+' || s[i] == '-')
+			i++;
+		if (!(s[i] >= '0' && s[i] <= '9'))
+			return false;
+		while (s[i] >= '0' && s[i] <= '9')
+			i++;
+	}
+	return s[i] == '\0';
+}
+
+static bool numbers_valid(struct json_object *obj)
+{
+	switch (json_object_get_type(obj)) {
+	case json_type_double:
+		/* json-c keeps the literal text of a parsed number. */
+		return number_text_valid(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+	case json_type_object: {
+		json_object_object_foreach(obj, key, value) {
+			(void)key;
+			if (value && !numbers_valid(value))
+				return false;
+		}
+		return true;
+	}
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(obj); i++) {
+			struct json_object *v = json_object_array_get_idx(obj, i);
+			if (v && !numbers_valid(v))
+				return false;
+		}
+		return true;
+	default:
+		return true;
+	}
+}
+
 struct json_object *json_parse_value(const char *text, size_t len)
 {
-	if (len > (size_t)INT32_MAX)
+	if (len > (size_t)INT32_MAX || !lexically_valid(text, len))
 		return NULL;
-	struct json_tokener *tok = json_tokener_new_ex(EE_JSON_MAX_DEPTH);
+	/* json-c counts the outermost value as one level. */
+	struct json_tokener *tok = json_tokener_new_ex(EE_JSON_MAX_DEPTH + 1);
 	if (!tok)
 		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	struct json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
 	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	/* Everything must be consumed, except trailing whitespace. */
 	size_t used = json_tokener_get_parse_end(tok);
+	if (!obj && jerr == json_tokener_continue) {
+		/* A bare number or literal ends only at the end of input: say so. */
+		obj = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+		used = len;
+	}
 	json_tokener_free(tok);
-	if (!obj || jerr != json_tokener_success) {
+	if (!obj || jerr != json_tokener_success || !numbers_valid(obj)) {
 		json_object_put(obj);
 		return NULL;
 	}
+	/* Everything must be consumed, except trailing whitespace. */
 	for (size_t i = used; i < len; i++) {
 		if (text[i] != ' ' && text[i] != '\t' && text[i] != '\r' && text[i] != '\n') {
 			json_object_put(obj);

@@ -53,7 +53,7 @@ struct usage_result {
 
 /*
  * Locks vcpu_hours * the node's price (half-up) from account into @escrow
- * for the period [start, end].  Reasons: node_not_found, node_price_missing,
+ * for the period [start, end].  Reasons: node_price_missing (also for an unknown node),
  * invalid_amount (rounds to zero or too large), insufficient_funds.
  */
 int ledger_report_usage(struct ee_db *db, const char *account, const char *node,

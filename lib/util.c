@@ -98,6 +98,9 @@ static bool valid_charset(const char *s, size_t len, size_t max, const char *ext
 {
 	if (len == 0 || len > max)
 		return false;
+	/* "." and ".." would read as path steps wherever a name becomes a path. */
+	if (strspn(s, ".") >= len)
+		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))

@@ -31,6 +31,7 @@ bool util_secure_equal(const char *a, size_t a_len, const char *b, size_t b_len)
  *   account: [A-Za-z0-9._:-]{1,128}; "@..." names are the ledger's own.
  *   node / agent: [A-Za-z0-9._:-]{1,128}
  *   app: [A-Za-z0-9._-]{1,64}
+ *   none of them may consist of dots only
  *   token-safe printable: 0x21..0x7e
  */
 #define EE_ACCOUNT_MAX 128

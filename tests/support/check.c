@@ -54,6 +54,16 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 	failed = true;
 }
 
+void test_fail_check(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+	char detail[700];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	test_fail(file, line, "check failed: %s%s", cond, detail);
+}
+
 bool test_case_failed(void) { return failed; }
 
 int test_finish(void)

@@ -13,6 +13,9 @@ void test_case(const char *name, ...) __attribute__((format(printf, 1, 2)));
 /* Records a failure in the current case. */
 void test_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The same for CHECK: cond is shown as text, fmt (maybe "") adds detail. */
+void test_fail_check(const char *file, int line, const char *cond, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* Reports the last case and the totals; returns the exit status. */
 int test_finish(void);
 bool test_case_failed(void);
@@ -20,7 +23,7 @@ bool test_case_failed(void);
 #define CHECK(cond, ...)                                                              \
 	do {                                                                          \
 		if (!(cond))                                                          \
-			test_fail(__FILE__, __LINE__, "check failed: " #cond " " __VA_ARGS__); \
+			test_fail_check(__FILE__, __LINE__, #cond, " " __VA_ARGS__); \
 	} while (0)
 
 #define CHECK_INT(got, want)                                                        \
