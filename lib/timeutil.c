@@ -131,8 +131,10 @@ int time_parse_rfc3339(const char *s, size_t len, int64_t *out)
 		return -1;
 	int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
 	               (int64_t)off_min * 60;
-	if (secs < 0)
-		return -1; /* an offset moved it before 1970 */
+	/* An offset may not move the instant out of 1970..9999, which is all
+	 * time_format_rfc3339 writes and this function reads. */
+	if (secs < 0 || secs >= INT64_C(253402300800))
+		return -1;
 	*out = secs * 1000 + ms;
 	return 0;
 }
