@@ -215,6 +215,16 @@ static void test_before_epoch_by_offset(void)
 	}
 	test_case("an offset landing exactly on the epoch gives 0");
 	CHECK_INT(parse("1970-01-01T05:00:00+05:00"), 0);
+
+	/* Found by fuzz_time: the formatter writes only four-digit years. */
+	static const char *const late[] = {"9999-12-31T23:59:50-23:59", "9999-12-31T23:59:59-00:01"};
+	for (size_t i = 0; i < sizeof(late) / sizeof(late[0]); i++) {
+		test_case("an offset does not reach past 9999: %s", late[i]);
+		int64_t out = 0;
+		CHECK_INT(time_parse_rfc3339(late[i], strlen(late[i]), &out), -1);
+	}
+	test_case("the last instant of 9999 is accepted");
+	CHECK_INT(parse("9999-12-31T23:59:59.999Z"), INT64_C(253402300799999));
 }
 
 static void test_format(void)
