@@ -130,17 +130,6 @@ int api_field_text(struct api_context *ctx, const char *key, size_t max, const c
 	return 0;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 long api_query_param(const char *query, const char *name, char *out, size_t out_size)
 {
 	size_t nlen = strlen(name);
@@ -149,27 +138,9 @@ long api_query_param(const char *query, const char *name, char *out, size_t out_
 		const char *end = strchr(p, '&');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-			const char *v = p + nlen + 1;
-			size_t vlen = len - nlen - 1, n = 0;
-			for (size_t i = 0; i < vlen; i++) {
-				char c = v[i];
-				if (c == '%') {
-					int hi = i + 2 < vlen ? hex_value(v[i + 1]) : -1;
-					int lo = i + 2 < vlen ? hex_value(v[i + 2]) : -1;
-					if (hi < 0 || lo < 0)
-						return API_QUERY_INVALID;
-					c = (char)(hi << 4 | lo);
-					i += 2;
-				} else if (c == '+') {
-					c = ' ';
-				}
-				if ((unsigned char)c < 0x20 || c == 0x7f)
-					return API_QUERY_INVALID;
-				if (n + 1 >= out_size)
-					return API_QUERY_INVALID; /* does not fit: no valid value is that long */
-				out[n++] = c;
-			}
-			out[n] = '\0';
+			size_t n;
+			if (util_percent_decode(p + nlen + 1, len - nlen - 1, true, out, out_size, &n) != 0)
+				return API_QUERY_INVALID; /* also when it does not fit: no valid value is that long */
 			return (long)n;
 		}
 		p = end ? end + 1 : NULL;

@@ -51,17 +51,6 @@ static const struct route routes[] = {
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Splits the raw path into percent-decoded segments.  A decoded segment
  * holding '/', NUL or a control character is refused: names never contain
@@ -81,28 +70,12 @@ static int split_path(struct api_request *req)
 		if (req->segment_count == API_MAX_SEGMENTS)
 			return -1;
 		char *seg = malloc(len + 1);
-		if (!seg)
+		size_t n;
+		if (!seg || util_percent_decode(p, len, false, seg, len + 1, &n) != 0 ||
+		    memchr(seg, '/', n)) {
+			free(seg);
 			return -1;
-		size_t n = 0;
-		for (size_t i = 0; i < len; i++) {
-			char c = p[i];
-			if (c == '%') {
-				int hi = i + 2 < len ? hex_digit(p[i + 1]) : -1;
-				int lo = i + 2 < len ? hex_digit(p[i + 2]) : -1;
-				if (hi < 0 || lo < 0) {
-					free(seg);
-					return -1;
-				}
-				c = (char)(hi << 4 | lo);
-				i += 2;
-			}
-			if ((unsigned char)c < 0x20 || c == 0x7f || c == '/') {
-				free(seg);
-				return -1;
-			}
-			seg[n++] = c;
 		}
-		seg[n] = '\0';
 		req->segments[req->segment_count++] = seg;
 		p += len;
 	}

@@ -63,6 +63,33 @@ int util_hex_decode(const char *in, size_t in_len, unsigned char *out, size_t ou
 	return 0;
 }
 
+int util_percent_decode(const char *in, size_t len, bool plus_is_space, char *out,
+                        size_t out_size, size_t *out_len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		if (c == '%') {
+			int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
+			int lo = i + 2 < len ? hex_value(in[i + 2]) : -1;
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		} else if (c == '+' && plus_is_space) {
+			c = ' ';
+		}
+		if ((unsigned char)c < 0x20 || c == 0x7f || n + 1 >= out_size)
+			return -1;
+		out[n++] = c;
+	}
+	if (out_size == 0)
+		return -1;
+	out[n] = '\0';
+	*out_len = n;
+	return 0;
+}
+
 int util_random_hex(char *out, size_t nbytes)
 {
 	unsigned char raw[64];

@@ -19,6 +19,14 @@ void util_hex_encode(const unsigned char *in, size_t n, char *out);
 int util_hex_decode(const char *in, size_t in_len, unsigned char *out, size_t out_max,
                     size_t *out_len);
 
+/*
+ * Decodes %XX escapes of a URL path segment or query value into out (NUL
+ * terminated), '+' as a space when plus_is_space.  -1 for a malformed
+ * escape, a decoded control character (below 0x20, or 0x7f), or no room.
+ */
+int util_percent_decode(const char *in, size_t len, bool plus_is_space, char *out,
+                        size_t out_size, size_t *out_len);
+
 /* SHA-256 of data as 64 lowercase hex digits and a NUL. */
 void util_sha256_hex(const void *data, size_t len, char out[65]);
 
