@@ -13,6 +13,8 @@ FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_GEN_OBJ := $(FUZZ_BUILD)/obj/gen/sql_embedded.o
 FUZZ_API_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_API_SRC))
 FUZZ_HEADERS := $(wildcard lib/*.h fcgi/*.h)
+# What the targets share (fuzz_support.h): only the targets depend on it.
+FUZZ_TARGET_HEADERS := $(wildcard tests/fuzz/*.h)
 FUZZ_SANITIZE := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) \
 	-Ilib -Ifcgi -I$(FUZZ_BUILD)/gen $(FUZZ_SANITIZE)
@@ -40,7 +42,8 @@ $(FUZZ_GEN_OBJ): $(FUZZ_BUILD)/gen/sql_embedded.c
 $(FUZZ_BUILD)/fuzz_api_request: $(FUZZ_API_OBJ)
 $(FUZZ_BUILD)/fuzz_api_request: FUZZ_EXTRA_LIBS := -lfcgi
 
-$(FUZZ_BIN): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(FUZZ_GEN_OBJ) $(FUZZ_HEADERS)
+$(FUZZ_BIN): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(FUZZ_GEN_OBJ) $(FUZZ_HEADERS) \
+	$(FUZZ_TARGET_HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "LD [fuzz] $@"
 	@clang $(FUZZ_CFLAGS) -o $@ $< $(filter %.o,$^) $(FUZZ_EXTRA_LIBS) $(LIBS_CORE)

@@ -28,22 +28,15 @@
 #include "error.h"
 #include "jsonutil.h"
 
-#define FUZZ_MAX_INPUT 65536
+#define FUZZ_TARGET "fuzz_amount"
+#include "fuzz_support.h"
+
 #define REF_MAX_SIGNIFICANT 19
 #define REF_AMOUNT_TEXT_MAX 64
 /* An exponent beyond this is "huge" for the reference: no digit string can bring it back. */
 #define REF_EXPONENT_SATURATE 1000000000LL
 
 static const char max_cents_text[] = "9007199254740991"; /* EE_MAX_CENTS */
-
-static void fail(const char *what, const uint8_t *data, size_t size)
-{
-	fprintf(stderr, "ERROR: fuzz_amount: %s for input \"", what);
-	for (size_t i = 0; i < size && i < 200; i++)
-		fputc(data[i] >= 0x20 && data[i] < 0x7f ? data[i] : '?', stderr);
-	fprintf(stderr, "\"\n");
-	abort();
-}
 
 /* The value of a text under the grammar of amount.h, as the reference sees it. */
 struct ref_decimal {
@@ -231,12 +224,12 @@ static void check_decimal(const struct ref_decimal *r, const struct decimal *d,
                           const uint8_t *data, size_t size)
 {
 	if (d->coefficient != ref_coefficient(r))
-		fail("coefficient differs from the reference", data, size);
+		fuzz_fail("coefficient differs from the reference", data, size);
 	if (d->negative != (r->negative && r->ndigits > 0))
-		fail("sign differs from the reference", data, size);
+		fuzz_fail("sign differs from the reference", data, size);
 	if (r->ndigits == 0) {
 		if (d->exponent != 0)
-			fail("zero with a nonzero exponent", data, size);
+			fuzz_fail("zero with a nonzero exponent", data, size);
 		return;
 	}
 	if (!r->exponent_literal_big) {
@@ -246,13 +239,13 @@ static void check_decimal(const struct ref_decimal *r, const struct decimal *d,
 		if (want < -100000)
 			want = -100000;
 		if (d->exponent != want)
-			fail("exponent differs from the reference", data, size);
+			fuzz_fail("exponent differs from the reference", data, size);
 		return;
 	}
 	/* A written exponent of 100000 or more is capped while reading: only the side matters. */
 	if ((r->exponent > 0) != (d->exponent > 0) || d->exponent > 100000 ||
 	    d->exponent < -100000 || (d->exponent < 30000 && d->exponent > -30000))
-		fail("huge exponent not kept huge", data, size);
+		fuzz_fail("huge exponent not kept huge", data, size);
 }
 
 static const int64_t unit_prices[] = {1, 3, 50, 100, 999, 12345, INT64_C(70000000000),
@@ -266,9 +259,9 @@ static void check_text(const char *text, size_t size, const uint8_t *data)
 	struct decimal d;
 	int rc = decimal_parse(text, size, &d);
 	if ((rc == 0) != want_parse)
-		fail(rc == 0 ? "decimal_parse accepted what the reference refuses"
-		             : "decimal_parse refused what the reference accepts",
-		     data, size);
+		fuzz_fail(rc == 0 ? "decimal_parse accepted what the reference refuses"
+		                  : "decimal_parse refused what the reference accepts",
+		          data, size);
 
 	/* The JSON string path: the same text as a string value. */
 	struct json_object *str = json_object_new_string_len(text, (int)size);
@@ -281,17 +274,18 @@ static void check_text(const char *text, size_t size, const uint8_t *data)
 	struct ee_error err = {0};
 	rc = amount_from_json(str, true, &cents, &err);
 	if ((rc == 0) != want_amount)
-		fail(rc == 0 ? "amount_from_json accepted a bad amount" : "amount_from_json refused a good amount",
-		     data, size);
+		fuzz_fail(rc == 0 ? "amount_from_json accepted a bad amount"
+		                  : "amount_from_json refused a good amount",
+		          data, size);
 	if (rc == 0 && cents != want_cents)
-		fail("amount_from_json cents differ from the reference", data, size);
+		fuzz_fail("amount_from_json cents differ from the reference", data, size);
 	if (rc != 0 && (err.status != 400 || strcmp(err.reason, "invalid_amount") != 0))
-		fail("amount_from_json failed with the wrong reason", data, size);
+		fuzz_fail("amount_from_json failed with the wrong reason", data, size);
 	struct decimal q;
 	rc = quantity_from_json(str, &q);
 	bool want_quantity = clean && want_parse && !r.negative && r.ndigits > 0;
 	if ((rc == 0) != want_quantity)
-		fail("quantity_from_json disagrees with the reference", data, size);
+		fuzz_fail("quantity_from_json disagrees with the reference", data, size);
 	json_object_put(str);
 
 	if (!want_parse)
@@ -303,11 +297,11 @@ static void check_text(const char *text, size_t size, const uint8_t *data)
 	cents = -1;
 	rc = decimal_to_cents(&d, &cents);
 	if (rc != want_rc)
-		fail(rc == 0 ? "decimal_to_cents accepted what the reference refuses"
-		             : "decimal_to_cents refused what the reference accepts",
-		     data, size);
+		fuzz_fail(rc == 0 ? "decimal_to_cents accepted what the reference refuses"
+		                  : "decimal_to_cents refused what the reference accepts",
+		          data, size);
 	if (rc == 0 && (cents != want || cents < 0 || cents > EE_MAX_CENTS))
-		fail("decimal_to_cents differs from the reference", data, size);
+		fuzz_fail("decimal_to_cents differs from the reference", data, size);
 
 	for (size_t k = 0; k < sizeof(unit_prices) / sizeof(unit_prices[0]); k++) {
 		want_rc = ref_multiply(&r, unit_prices[k], &want);
@@ -316,7 +310,7 @@ static void check_text(const char *text, size_t size, const uint8_t *data)
 		if (rc != want_rc || (rc == 0 && cents != want)) {
 			fprintf(stderr, "unit %lld: library rc %d cents %lld, reference rc %d cents %lld\n",
 			        (long long)unit_prices[k], rc, (long long)cents, want_rc, (long long)want);
-			fail("decimal_multiply_cents differs from the reference", data, size);
+			fuzz_fail("decimal_multiply_cents differs from the reference", data, size);
 		}
 	}
 }
@@ -348,7 +342,7 @@ static void check_json_number(const char *text, size_t size, const uint8_t *data
 			fprintf(stderr, "json-c shows the number as \"%s\"; library rc %d cents %lld, "
 			        "reference ok %d cents %lld\n", shown, rc, (long long)cents, want_ok,
 			        (long long)want);
-			fail("amount_from_json on a JSON number differs from the reference", data, size);
+			fuzz_fail("amount_from_json on a JSON number differs from the reference", data, size);
 		}
 	}
 	json_object_put(v);
@@ -356,14 +350,9 @@ static void check_json_number(const char *text, size_t size, const uint8_t *data
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size > FUZZ_MAX_INPUT)
+	char *text;
+	if (!fuzz_input_copy(data, size, &text))
 		return 0;
-	/* Exactly size bytes and no terminator: reading past the end is a finding. */
-	char *text = malloc(size);
-	if (!text && size)
-		return 0;
-	if (size)
-		memcpy(text, data, size);
 
 	check_text(text, size, data);
 	check_json_number(text, size, data);
@@ -372,7 +361,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int64_t cents = 0;
 	if (amount_from_json(NULL, false, &cents, &err) == 0 ||
 	    strcmp(err.reason, "missing_amount") != 0)
-		fail("an absent amount is not missing_amount", data, size);
+		fuzz_fail("an absent amount is not missing_amount", data, size);
 
 	free(text);
 	return 0;

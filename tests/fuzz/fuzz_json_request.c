@@ -29,17 +29,11 @@
 #include "jsonutil.h"
 #include "timeutil.h"
 
-#define FUZZ_MAX_INPUT 65536
-#define FUZZ_MAX_OWN_KEYS 8
+#define FUZZ_TARGET "fuzz_json_request"
+#define FUZZ_INPUT_SHOWN 300 /* request bodies are longer */
+#include "fuzz_support.h"
 
-static void fail(const char *what, const uint8_t *data, size_t size)
-{
-	fprintf(stderr, "ERROR: fuzz_json_request: %s for input \"", what);
-	for (size_t i = 0; i < size && i < 300; i++)
-		fputc(data[i] >= 0x20 && data[i] < 0x7f ? data[i] : '?', stderr);
-	fprintf(stderr, "\"\n");
-	abort();
-}
+#define FUZZ_MAX_OWN_KEYS 8
 
 /* The fields the handlers of fcgi/ read, and a key no handler uses. */
 static const char *const handler_keys[] = {
@@ -59,7 +53,7 @@ static void check_field(struct json_object *obj, const char *key, const uint8_t 
 	bool present = !raw_present;
 	struct json_object *v = json_get(obj, key, &present);
 	if (present != raw_present || v != raw)
-		fail("json_get disagrees with json-c", data, size);
+		fuzz_fail("json_get disagrees with json-c", data, size);
 
 	const char *s = (const char *)1;
 	size_t len = 1;
@@ -67,21 +61,21 @@ static void check_field(struct json_object *obj, const char *key, const uint8_t 
 	switch (st) {
 	case JSON_FIELD_ABSENT:
 		if (raw_present || s || len)
-			fail("json_get_string ABSENT for a present key", data, size);
+			fuzz_fail("json_get_string ABSENT for a present key", data, size);
 		break;
 	case JSON_FIELD_NULL:
 		if (!raw_present || raw || s || len)
-			fail("json_get_string NULL for a non-null value", data, size);
+			fuzz_fail("json_get_string NULL for a non-null value", data, size);
 		break;
 	case JSON_FIELD_WRONG_TYPE:
 		if (!raw || s || len ||
 		    (json_object_is_type(raw, json_type_string) &&
 		     strlen(json_object_get_string(raw)) == (size_t)json_object_get_string_len(raw)))
-			fail("json_get_string WRONG_TYPE for a clean string", data, size);
+			fuzz_fail("json_get_string WRONG_TYPE for a clean string", data, size);
 		break;
 	case JSON_FIELD_OK:
 		if (!raw || !json_object_is_type(raw, json_type_string) || !s || strlen(s) != len)
-			fail("json_get_string OK without a clean string", data, size);
+			fuzz_fail("json_get_string OK without a clean string", data, size);
 		/* Handlers hand string fields to the time parser. */
 		if (len <= 64) {
 			int64_t t;
@@ -89,7 +83,7 @@ static void check_field(struct json_object *obj, const char *key, const uint8_t 
 		}
 		break;
 	default:
-		fail("json_get_string returned no state", data, size);
+		fuzz_fail("json_get_string returned no state", data, size);
 	}
 
 	bool b = true;
@@ -97,21 +91,21 @@ static void check_field(struct json_object *obj, const char *key, const uint8_t 
 	bool want_ok = raw && json_object_is_type(raw, json_type_boolean);
 	if ((st == JSON_FIELD_OK) != want_ok || (st != JSON_FIELD_OK && b) ||
 	    (st == JSON_FIELD_OK && b != (bool)json_object_get_boolean(raw)))
-		fail("json_get_bool disagrees with json-c", data, size);
+		fuzz_fail("json_get_bool disagrees with json-c", data, size);
 
 	int64_t cents = -1;
 	struct ee_error err = {0};
 	if (amount_from_json(v, present, &cents, &err) == 0) {
 		if (cents <= 0 || cents > EE_MAX_CENTS)
-			fail("amount_from_json gave cents out of range", data, size);
+			fuzz_fail("amount_from_json gave cents out of range", data, size);
 	} else if (err.status != 400 ||
 	           strcmp(err.reason, present ? "invalid_amount" : "missing_amount") != 0) {
-		fail("amount_from_json failed with the wrong reason", data, size);
+		fuzz_fail("amount_from_json failed with the wrong reason", data, size);
 	}
 
 	struct decimal q;
 	if (quantity_from_json(v, &q) == 0 && (q.negative || q.coefficient == 0))
-		fail("quantity_from_json accepted a quantity that is not positive", data, size);
+		fuzz_fail("quantity_from_json accepted a quantity that is not positive", data, size);
 }
 
 /* What json_text writes must be strict JSON that writes itself the same way. */
@@ -120,7 +114,7 @@ static void check_round_trip(struct json_object *obj, const uint8_t *data, size_
 	size_t len = 0;
 	const char *text = json_text(obj, &len);
 	if (!text)
-		fail("json_text gave nothing", data, size);
+		fuzz_fail("json_text gave nothing", data, size);
 	char *first = malloc(len ? len : 1);
 	if (!first)
 		abort();
@@ -128,35 +122,30 @@ static void check_round_trip(struct json_object *obj, const uint8_t *data, size_
 	struct json_object *again = json_parse_value(first, len);
 	if (!again || json_object_get_type(again) != json_object_get_type(obj)) {
 		fprintf(stderr, "written as: %.*s\n", (int)(len < 300 ? len : 300), first);
-		fail("a body written by json_text does not parse again", data, size);
+		fuzz_fail("a body written by json_text does not parse again", data, size);
 	}
 	size_t len2 = 0;
 	const char *text2 = json_text(again, &len2);
 	if (len2 != len || memcmp(text2, first, len) != 0)
-		fail("json_text is not stable across a parse", data, size);
+		fuzz_fail("json_text is not stable across a parse", data, size);
 	json_object_put(again);
 	free(first);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size > FUZZ_MAX_INPUT)
+	char *body;
+	if (!fuzz_input_copy(data, size, &body))
 		return 0;
-	/* Exactly size bytes and no terminator: reading past the end is a finding. */
-	char *body = malloc(size);
-	if (!body && size)
-		return 0;
-	if (size)
-		memcpy(body, data, size);
 
 	struct json_object *obj = (struct json_object *)1;
 	struct ee_error err = {0};
 	if (json_parse_object(body, size, &obj, &err) != 0) {
 		if (obj || err.status != 400 || strcmp(err.reason, "invalid_json") != 0)
-			fail("a refused body without invalid_json", data, size);
+			fuzz_fail("a refused body without invalid_json", data, size);
 	} else {
 		if (!obj || !json_object_is_type(obj, json_type_object))
-			fail("json_parse_object gave something else than an object", data, size);
+			fuzz_fail("json_parse_object gave something else than an object", data, size);
 		for (size_t i = 0; i < sizeof(handler_keys) / sizeof(handler_keys[0]); i++)
 			check_field(obj, handler_keys[i], data, size);
 		int own = 0;

@@ -22,18 +22,11 @@
 
 #include "timeutil.h"
 
-#define FUZZ_MAX_INPUT 65536
+#define FUZZ_TARGET "fuzz_time"
+#include "fuzz_support.h"
+
 /* 10000-01-01T00:00:00Z in Unix milliseconds: the first instant with a 5-digit year. */
 #define YEAR_10000_MS INT64_C(253402300800000)
-
-static void fail(const char *what, const uint8_t *data, size_t size)
-{
-	fprintf(stderr, "ERROR: fuzz_time: %s for input \"", what);
-	for (size_t i = 0; i < size && i < 200; i++)
-		fputc(data[i] >= 0x20 && data[i] < 0x7f ? data[i] : '?', stderr);
-	fprintf(stderr, "\"\n");
-	abort();
-}
 
 static bool ref_number(const char *s, int n, int *out)
 {
@@ -125,34 +118,29 @@ static void check_round_trip(int64_t instant, const char *what, const uint8_t *d
 	if (rc != 0 || back != instant) {
 		fprintf(stderr, "instant %lld formats as \"%s\", which %s\n", (long long)instant, text,
 		        rc != 0 ? "does not parse" : "parses to another instant");
-		fail(what, data, size);
+		fuzz_fail(what, data, size);
 	}
 	time_format_rfc3339(back, again);
 	if (strcmp(text, again) != 0)
-		fail("formatting is not stable", data, size);
+		fuzz_fail("formatting is not stable", data, size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size > FUZZ_MAX_INPUT)
+	char *text;
+	if (!fuzz_input_copy(data, size, &text))
 		return 0;
-	/* Exactly size bytes and no terminator: reading past the end is a finding. */
-	char *text = malloc(size);
-	if (!text && size)
-		return 0;
-	if (size)
-		memcpy(text, data, size);
 
 	int64_t got = 0, want = 0;
 	int rc = time_parse_rfc3339(text, size, &got);
 	bool want_ok = ref_parse(text, size, &want);
 	if ((rc == 0) != want_ok)
-		fail(rc == 0 ? "parser accepted what the reference refuses"
-		             : "parser refused what the reference accepts",
-		     data, size);
+		fuzz_fail(rc == 0 ? "parser accepted what the reference refuses"
+		                  : "parser refused what the reference accepts",
+		          data, size);
 	if (rc == 0 && got != want) {
 		fprintf(stderr, "parsed %lld, reference %lld\n", (long long)got, (long long)want);
-		fail("parser and reference disagree on the instant", data, size);
+		fuzz_fail("parser and reference disagree on the instant", data, size);
 	}
 	if (rc == 0)
 		check_round_trip(got, "a parsed time does not survive format and parse", data, size);

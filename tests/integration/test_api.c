@@ -17,17 +17,11 @@
 
 static struct stack st;
 
+/* Every balance read here must answer 200. */
 static long long balance_of(const char *account, long long *locked)
 {
-	char path[256];
-	snprintf(path, sizeof(path), "/v1/balances/%s", account);
-	struct http_result r;
-	stack_request(&st, "GET", path, TEST_ADMIN_TOKEN, NULL, &r);
-	CHECK_INT(r.status, 200);
-	long long b = http_json_int(&r, "balance_cents", -1);
-	if (locked)
-		*locked = http_json_int(&r, "locked_cents", -1);
-	http_result_free(&r);
+	long long b = stack_balance(&st, account, locked);
+	CHECK(b >= 0, "(GET /v1/balances/%s did not answer 200 with balance_cents)", account);
 	return b;
 }
 
@@ -402,20 +396,18 @@ static void test_usage_and_settlement(void)
 static void seed_app(const char *app, const char *repo, const char *agent, const char *network,
                      bool attested, bool healthy, bool connected, bool sealed)
 {
-	struct ee_db *db = stack_db(&st);
-	if (!db)
-		return;
-	struct ee_error err;
-	struct registry_policy policy = {30, 3, NULL};
-	int64_t now = time_now_ms();
-	CHECK(db_begin_write(db, &err) == 0);
-	CHECK(registry_register_agent(db, &policy, app, repo, "v1.0.0", network, agent, now, &err) == 0,
-	      "%s", err.reason);
-	CHECK(registry_mark_attested(db, agent, attested ? "valid" : "invalid", sealed, now, &err) == 0);
-	CHECK(registry_mark_health(db, agent, healthy ? "pass" : "fail", now, &err) == 0);
-	CHECK(registry_mark_connection(db, agent, connected, "tunnel-x", now, &err) == 0);
-	CHECK(db_commit(db, &err) == 0);
-	db_close(db);
+	struct stack_agent a = {
+		.app_name = app,
+		.repo = repo,
+		.release_tag = "v1.0.0",
+		.network = network,
+		.agent_id = agent,
+		.attestation = attested ? "valid" : "invalid",
+		.sealed = sealed,
+		.health = healthy ? "pass" : "fail",
+		.connected = connected,
+	};
+	stack_seed_agent(&st, &a);
 }
 
 static void test_registry(void)

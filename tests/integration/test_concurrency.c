@@ -70,17 +70,6 @@ static void client_run(int id, bool use_cgi, int fd)
 	_exit(0);
 }
 
-static long long balance_of(const char *account)
-{
-	char path[128];
-	snprintf(path, sizeof(path), "/v1/balances/%s", account);
-	struct http_result r;
-	stack_request(&st, "GET", path, TEST_ADMIN_TOKEN, NULL, &r);
-	long long b = http_json_int(&r, "balance_cents", -1);
-	http_result_free(&r);
-	return b;
-}
-
 static long long count_transfers(void)
 {
 	sqlite3 *h;
@@ -152,7 +141,7 @@ static void test_mixed_writers(void)
 	test_case("nothing lost, nothing created, nothing negative");
 	long long sum = 0;
 	for (int i = 0; i < ACCOUNTS; i++) {
-		long long b = balance_of(names[i]);
+		long long b = stack_balance(&st, names[i], NULL);
 		CHECK(b >= 0, "%s has %lld", names[i], b);
 		sum += b;
 	}
@@ -166,7 +155,7 @@ static void test_same_key_at_once(void)
 {
 	test_case("%d clients send the same Idempotency-Key at the same moment: one transfer",
 	          SAME_KEY_CLIENTS);
-	long long a = balance_of("acct-a"), e = balance_of("acct-e");
+	long long a = stack_balance(&st, "acct-a", NULL), e = stack_balance(&st, "acct-e", NULL);
 	const char *body = "{\"from_account\":\"acct-a\",\"to_account\":\"acct-e\",\"amount_usd\":\"3.21\"}";
 	int fds[2];
 	CHECK(pipe(fds) == 0);
@@ -213,8 +202,8 @@ static void test_same_key_at_once(void)
 	close(fds[0]);
 	for (int i = 0; i < SAME_KEY_CLIENTS; i++)
 		waitpid(pids[i], NULL, 0);
-	CHECK_INT(balance_of("acct-a"), a - 321);
-	CHECK_INT(balance_of("acct-e"), e + 321);
+	CHECK_INT(stack_balance(&st, "acct-a", NULL), a - 321);
+	CHECK_INT(stack_balance(&st, "acct-e", NULL), e + 321);
 	check_ledger(st.db_path);
 }
 

@@ -10,6 +10,7 @@
  * Caddy runs tests/integration/dashboard.Caddyfile: the usual site, plus a
  * loopback site that adds the admin token for the browser.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -362,23 +363,22 @@ static int setup(void)
 	return stack_start(&st, "dashboard", NULL);
 }
 
+/* An unsealed, connected agent whose statuses may be any text. */
 static void seed_app(const char *name, const char *repo, const char *tag, const char *network,
                      const char *agent, const char *attestation, const char *health)
 {
-	struct ee_db *db = stack_db(&st);
-	if (!db)
-		return;
-	struct ee_error err;
-	struct registry_policy policy = {30, 3, NULL};
-	int64_t now = time_now_ms();
-	CHECK(db_begin_write(db, &err) == 0);
-	CHECK(registry_register_agent(db, &policy, name, repo, tag, network, agent, now, &err) == 0,
-	      "%s", err.reason);
-	CHECK(registry_mark_attested(db, agent, attestation, false, now, &err) == 0, "%s", err.reason);
-	CHECK(registry_mark_health(db, agent, health, now, &err) == 0, "%s", err.reason);
-	CHECK(registry_mark_connection(db, agent, true, "tunnel-x", now, &err) == 0, "%s", err.reason);
-	CHECK(db_commit(db, &err) == 0, "%s", err.reason);
-	db_close(db);
+	struct stack_agent a = {
+		.app_name = name,
+		.repo = repo,
+		.release_tag = tag,
+		.network = network,
+		.agent_id = agent,
+		.attestation = attestation,
+		.sealed = false,
+		.health = health,
+		.connected = true,
+	};
+	stack_seed_agent(&st, &a);
 }
 
 static void seed_node(const char *node_id, const char *tier, const char *attestation,
@@ -657,11 +657,7 @@ int main(void)
 	stack_stop(&st);
 	close(listener_fd);
 	int rc = test_finish();
-	if (rc == 0 && !getenv("EE_TEST_KEEP")) {
-		char cmd[400];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", work_dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", work_dir);
-	}
+	if (rc == 0 && !getenv("EE_TEST_KEEP") && stack_remove_dir(work_dir) != 0)
+		fprintf(stderr, "could not remove %s: %s\n", work_dir, strerror(errno));
 	return rc;
 }

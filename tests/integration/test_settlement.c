@@ -23,17 +23,6 @@ static struct stack st;
 #define INSIDE_MS INT64_C(1772366400000)  /* 2026-03-01T12:00:00Z */
 #define OUTSIDE_MS INT64_C(1772496000000) /* 2026-03-03T00:00:00Z */
 
-static long long balance_of(const char *account)
-{
-	char path[128];
-	snprintf(path, sizeof(path), "/v1/balances/%s", account);
-	struct http_result r;
-	stack_request(&st, "GET", path, TEST_ADMIN_TOKEN, NULL, &r);
-	long long b = http_json_int(&r, "balance_cents", -1);
-	http_result_free(&r);
-	return b;
-}
-
 static void post(const char *path, const char *token, const char *body, int want)
 {
 	struct http_result r;
@@ -112,8 +101,8 @@ static void expect_failed(const char *node, const char *user, const char *reason
 	CHECK_INT(http_json_int(&r, "settled", -1), 0);
 	CHECK_INT(http_json_int(&r, "failed_cents", -1), 250);
 	http_result_free(&r);
-	CHECK_INT(balance_of(user), 1000);
-	CHECK_INT(balance_of(node), 0);
+	CHECK_INT(stack_balance(&st, user, NULL), 1000);
+	CHECK_INT(stack_balance(&st, node, NULL), 0);
 	check_ledger(st.db_path);
 
 	finalize(node, &r);
@@ -121,7 +110,7 @@ static void expect_failed(const char *node, const char *user, const char *reason
 	CHECK_INT(http_json_int(&r, "failed", -1), 0);
 	CHECK_INT(http_json_int(&r, "settled", -1), 0);
 	http_result_free(&r);
-	CHECK_INT(balance_of(user), 1000);
+	CHECK_INT(stack_balance(&st, user, NULL), 1000);
 	check_ledger(st.db_path);
 }
 
@@ -149,12 +138,12 @@ int main(void)
 	CHECK_INT(http_json_int(&r, "settled", -1), 1);
 	CHECK_INT(http_json_int(&r, "settled_cents", -1), 250);
 	http_result_free(&r);
-	CHECK_INT(balance_of("node-pass"), 250);
-	CHECK_INT(balance_of("user-pass"), 750);
+	CHECK_INT(stack_balance(&st, "node-pass", NULL), 250);
+	CHECK_INT(stack_balance(&st, "user-pass", NULL), 750);
 	finalize("node-pass", &r);
 	CHECK_INT(http_json_int(&r, "settled", -1), 0);
 	http_result_free(&r);
-	CHECK_INT(balance_of("node-pass"), 250);
+	CHECK_INT(stack_balance(&st, "node-pass", NULL), 250);
 	check_ledger(st.db_path);
 
 	test_case("health_miss inside the period fails it");
@@ -221,7 +210,7 @@ int main(void)
 	expect_failed("node-in", "user-in", "node_inactive");
 
 	test_case("node_not_found: nothing to settle, nothing moves");
-	long long mint = balance_of("@mint");
+	long long mint = stack_balance(&st, "@mint", NULL);
 	finalize("node-ghost", &r);
 	CHECK_INT(r.status, 200);
 	CHECK(!http_json_bool(&r, "eligible", true));
@@ -229,7 +218,7 @@ int main(void)
 	CHECK_INT(http_json_int(&r, "settled", -1), 0);
 	CHECK_INT(http_json_int(&r, "failed", -1), 0);
 	http_result_free(&r);
-	CHECK_INT(balance_of("@mint"), mint);
+	CHECK_INT(stack_balance(&st, "@mint", NULL), mint);
 	check_ledger(st.db_path);
 
 	test_case("several failing reasons are all listed");
@@ -245,7 +234,7 @@ int main(void)
 	      has_reason(&r, "stake_missing") && has_reason(&r, "health_fail"), "%s", r.body);
 	CHECK_INT(reason_count(&r), 4);
 	http_result_free(&r);
-	CHECK_INT(balance_of("user-multi"), 1000);
+	CHECK_INT(stack_balance(&st, "user-multi", NULL), 1000);
 	check_ledger(st.db_path);
 
 	test_case("stop cleanly");

@@ -66,6 +66,20 @@ void test_fail_check(const char *file, int line, const char *cond, const char *f
 
 bool test_case_failed(void) { return failed; }
 
+const char *test_printable(const char *text)
+{
+	static char out[256];
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)text; *p && n + 5 < sizeof(out); p++) {
+		if (*p < 0x20 || *p >= 0x7f)
+			n += (size_t)snprintf(out + n, sizeof(out) - n, "\\x%02x", *p);
+		else
+			out[n++] = (char)*p;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 int test_finish(void)
 {
 	report();

@@ -20,6 +20,13 @@ void test_fail_check(const char *file, int line, const char *cond, const char *f
 int test_finish(void);
 bool test_case_failed(void);
 
+/*
+ * The text as a case name: control and non-ASCII bytes as \xNN, one line,
+ * at most 255 bytes.  Returns a static buffer that the next call
+ * overwrites.
+ */
+const char *test_printable(const char *text);
+
 #define CHECK(cond, ...)                                                              \
 	do {                                                                          \
 		if (!(cond))                                                          \

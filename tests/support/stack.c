@@ -1,8 +1,10 @@
 /* stack.c - start, drive and stop the control plane for tests; see stack.h. */
 #include "stack.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +22,8 @@
 
 #include "check.h"
 #include "ledger.h"
+#include "registry.h"
+#include "timeutil.h"
 #include "util.h"
 
 const char *stack_bin_dir(void)
@@ -33,6 +37,39 @@ int stack_make_dir(char *out, size_t size, const char *name)
 	const char *tmp = getenv("TMPDIR");
 	snprintf(out, size, "%s/ee-test-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", name);
 	return mkdtemp(out) ? 0 : -1;
+}
+
+int stack_remove_dir(const char *path)
+{
+	int first_errno = 0;
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		char child[PATH_MAX];
+		struct stat st;
+		int rc;
+		if (snprintf(child, sizeof(child), "%s/%s", path, e->d_name) >= (int)sizeof(child)) {
+			errno = ENAMETOOLONG;
+			rc = -1;
+		} else if (lstat(child, &st) != 0) {
+			rc = -1;
+		} else {
+			rc = S_ISDIR(st.st_mode) ? stack_remove_dir(child) : unlink(child);
+		}
+		if (rc != 0 && !first_errno)
+			first_errno = errno;
+	}
+	closedir(d);
+	if (rmdir(path) != 0 && !first_errno)
+		first_errno = errno;
+	if (!first_errno)
+		return 0;
+	errno = first_errno;
+	return -1;
 }
 
 int stack_free_port(void)
@@ -285,12 +322,8 @@ void stack_stop(struct stack *s)
 	check_no_sanitizer_report(log);
 	snprintf(log, sizeof(log), "%s/cgi.log", s->dir);
 	check_no_sanitizer_report(log);
-	if (!getenv("EE_TEST_KEEP") && !test_case_failed()) {
-		char cmd[400];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", s->dir);
-	}
+	if (!getenv("EE_TEST_KEEP") && !test_case_failed() && stack_remove_dir(s->dir) != 0)
+		fprintf(stderr, "could not remove %s: %s\n", s->dir, strerror(errno));
 }
 
 int stack_restart_api(struct stack *s)
@@ -406,6 +439,20 @@ int stack_cgi(struct stack *s, const char *method, const char *path, const char 
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+long long stack_balance(struct stack *s, const char *account, long long *locked)
+{
+	char path[320];
+	snprintf(path, sizeof(path), "/v1/balances/%s", account);
+	struct http_result r;
+	stack_request(s, "GET", path, TEST_ADMIN_TOKEN, NULL, &r);
+	bool ok = r.status == 200;
+	long long balance = ok ? http_json_int(&r, "balance_cents", -1) : -1;
+	if (locked)
+		*locked = ok ? http_json_int(&r, "locked_cents", -1) : -1;
+	http_result_free(&r);
+	return balance;
+}
+
 struct ee_db *stack_db(struct stack *s)
 {
 	struct ee_db *db;
@@ -471,5 +518,27 @@ void check_ledger(const char *db_path)
 	}
 	if (ledger_check_invariants(db, &err) != 0)
 		test_fail(__FILE__, __LINE__, "ledger invariant broken: %s", err.reason);
+	db_close(db);
+}
+
+void stack_seed_agent(struct stack *s, const struct stack_agent *a)
+{
+	struct ee_db *db = stack_db(s);
+	if (!db)
+		return;
+	struct ee_error err;
+	ee_error_clear(&err);
+	struct registry_policy policy = {30, 3, NULL};
+	int64_t now = time_now_ms();
+	CHECK(db_begin_write(db, &err) == 0, "%s", err.reason);
+	CHECK(registry_register_agent(db, &policy, a->app_name, a->repo, a->release_tag, a->network,
+	                              a->agent_id, now, &err) == 0,
+	      "%s", err.reason);
+	CHECK(registry_mark_attested(db, a->agent_id, a->attestation, a->sealed, now, &err) == 0,
+	      "%s", err.reason);
+	CHECK(registry_mark_health(db, a->agent_id, a->health, now, &err) == 0, "%s", err.reason);
+	CHECK(registry_mark_connection(db, a->agent_id, a->connected, "tunnel-x", now, &err) == 0,
+	      "%s", err.reason);
+	CHECK(db_commit(db, &err) == 0, "%s", err.reason);
 	db_close(db);
 }

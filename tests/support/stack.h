@@ -50,6 +50,12 @@ struct stack {
 const char *stack_bin_dir(void);
 /* A fresh directory under $TMPDIR for one test. */
 int stack_make_dir(char *out, size_t size, const char *name);
+/*
+ * Removes a directory and everything in it: a database with its -wal and
+ * -shm files, Caddy's "caddy" subdirectory.  Links are removed, never
+ * followed.  0, or -1 with errno set by the first thing that failed.
+ */
+int stack_remove_dir(const char *path);
 int stack_free_port(void);
 
 int stack_start(struct stack *s, const char *name, const struct stack_options *opt);
@@ -77,8 +83,31 @@ int stack_request_ex(struct stack *s, const char *method, const char *path,
 int stack_cgi(struct stack *s, const char *method, const char *path, const char *token,
               const char *body, struct http_result *out);
 
+/*
+ * GET /v1/balances/{account} with the admin token: balance_cents, and
+ * locked_cents in *locked unless locked is NULL.  Either is -1 when the
+ * answer is not a 200 holding it.
+ */
+long long stack_balance(struct stack *s, const char *account, long long *locked);
+
 /* Opens the stack's database through lib/db.c (for seeding and checks). */
 struct ee_db *stack_db(struct stack *s);
+
+/* One agent of an app, with the statuses ee-tunneld would record for it. */
+struct stack_agent {
+	const char *app_name, *repo, *release_tag, *network, *agent_id;
+	const char *attestation; /* "valid", "invalid", or any text: the registry keeps it as is */
+	bool sealed;
+	const char *health;      /* "pass", "fail", or any text */
+	bool connected;
+};
+
+/*
+ * Registers the agent through lib/registry.c and marks its attestation,
+ * health and connection, in one write transaction; fails the current case
+ * if any step fails.
+ */
+void stack_seed_agent(struct stack *s, const struct stack_agent *agent);
 
 /* SHA-256 over every row of every table, to show a request changed nothing. */
 int db_digest(const char *db_path, char out[65]);

@@ -31,21 +31,6 @@ static long long text_to_cents(const char *text)
 	return cents;
 }
 
-/* The text as a case name: control and non-ASCII bytes as \xNN, one line. */
-static const char *printable(const char *text)
-{
-	static char out[256];
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)text; *p && n + 5 < sizeof(out); p++) {
-		if (*p < 0x20 || *p >= 0x7f)
-			n += (size_t)snprintf(out + n, sizeof(out) - n, "\\x%02x", *p);
-		else
-			out[n++] = (char)*p;
-	}
-	out[n] = '\0';
-	return out;
-}
-
 static void test_parse_table(void)
 {
 	static const struct {
@@ -164,7 +149,7 @@ static void test_parse_table(void)
 		{"\xd9\xa1", PARSE_FAILS}, /* ARABIC-INDIC DIGIT ONE */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		test_case("decimal \"%s\" -> %lld", printable(cases[i].text), cases[i].want);
+		test_case("decimal \"%s\" -> %lld", test_printable(cases[i].text), cases[i].want);
 		CHECK_INT(text_to_cents(cases[i].text), cases[i].want);
 	}
 }

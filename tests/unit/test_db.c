@@ -5,7 +5,6 @@
  * writer and failing as database_busy when it cannot, the mapping of SQLite
  * codes to reasons, and the append-only triggers on the ledger.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,40 +19,11 @@
 #include "db.h"
 #include "ledger.h"
 #include "log.h"
+#include "stack.h"
 #include "timeutil.h"
 
 static char tmp_dir[512];
 static int db_counter;
-
-static void make_tmp_dir(void)
-{
-	const char *base = getenv("TMPDIR");
-	if (!base || !*base)
-		base = "/tmp";
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/ee-test-db-XXXXXX", base);
-	if (!mkdtemp(tmp_dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-}
-
-static void remove_tmp_dir(void)
-{
-	DIR *d = opendir(tmp_dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			char path[1024];
-			snprintf(path, sizeof(path), "%s/%s", tmp_dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	if (rmdir(tmp_dir) != 0)
-		fprintf(stderr, "cannot remove %s: %s\n", tmp_dir, strerror(errno));
-}
 
 /* A path for a database file that does not exist yet. */
 static void fresh_path(char *out, size_t size)
@@ -495,12 +465,16 @@ static void test_append_only(void)
 int main(void)
 {
 	ee_log_init("test_db", EE_LOG_ERROR);
-	make_tmp_dir();
+	if (stack_make_dir(tmp_dir, sizeof(tmp_dir), "db") != 0) {
+		perror("mkdtemp");
+		return 1;
+	}
 	test_fresh_and_reopen();
 	test_concurrent_first_open();
 	test_write_locks();
 	test_fail_mapping();
 	test_append_only();
-	remove_tmp_dir();
+	if (stack_remove_dir(tmp_dir) != 0)
+		fprintf(stderr, "cannot remove %s: %s\n", tmp_dir, strerror(errno));
 	return test_finish();
 }

@@ -4,6 +4,7 @@
  * idempotency_key_reused for a different one, kept apart per scope; and the
  * rules for a valid key.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "db.h"
 #include "idempotency.h"
 #include "log.h"
+#include "stack.h"
 #include "util.h"
 
 static char tmp_dir[512];
@@ -167,11 +169,7 @@ static void test_key_rules(void)
 int main(void)
 {
 	ee_log_init("test_idempotency", EE_LOG_ERROR);
-	const char *base = getenv("TMPDIR");
-	if (!base || !*base)
-		base = "/tmp";
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/ee-test-idem-XXXXXX", base);
-	if (!mkdtemp(tmp_dir)) {
+	if (stack_make_dir(tmp_dir, sizeof(tmp_dir), "idem") != 0) {
 		perror("mkdtemp");
 		return 1;
 	}
@@ -186,12 +184,7 @@ int main(void)
 	test_store_and_lookup(db); /* closes db */
 	test_key_rules();
 
-	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-	for (size_t i = 0; i < 4; i++) {
-		char path[700];
-		snprintf(path, sizeof(path), "%s%s", db_path, suffixes[i]);
-		unlink(path);
-	}
-	rmdir(tmp_dir);
+	if (stack_remove_dir(tmp_dir) != 0)
+		fprintf(stderr, "cannot remove %s: %s\n", tmp_dir, strerror(errno));
 	return test_finish();
 }

@@ -6,7 +6,6 @@
  * and ledger_check_invariants must pass after every case.  The last group
  * corrupts a database behind the ledger's back and checks the audit sees it.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "nodes.h"
+#include "stack.h"
 #include "timeutil.h"
 
 static char tmp_dir[512];
@@ -35,36 +35,6 @@ static bool case_open;
 /* The period most tests settle: 2024-03-01, one hour. */
 #define HOUR_MS INT64_C(3600000)
 static int64_t P0, P1;
-
-static void make_tmp_dir(void)
-{
-	const char *base = getenv("TMPDIR");
-	if (!base || !*base)
-		base = "/tmp";
-	snprintf(tmp_dir, sizeof(tmp_dir), "%s/ee-test-ledger-XXXXXX", base);
-	if (!mkdtemp(tmp_dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-}
-
-static void remove_tmp_dir(void)
-{
-	DIR *d = opendir(tmp_dir);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			char path[1024];
-			snprintf(path, sizeof(path), "%s/%s", tmp_dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	if (rmdir(tmp_dir) != 0)
-		fprintf(stderr, "cannot remove %s: %s\n", tmp_dir, strerror(errno));
-}
 
 /* The audit must pass; reported in the case that is still open. */
 static void check_invariants(void)
@@ -1013,13 +983,17 @@ int main(void)
 	if (time_parse_rfc3339("2024-03-01T00:00:00Z", 20, &P0) != 0)
 		return 1;
 	P1 = P0 + HOUR_MS;
-	make_tmp_dir();
+	if (stack_make_dir(tmp_dir, sizeof(tmp_dir), "ledger") != 0) {
+		perror("mkdtemp");
+		return 1;
+	}
 	test_purchase_and_transfer();
 	test_limits();
 	test_usage();
 	test_settlement();
 	test_many_usages();
 	test_invariant_violations();
-	remove_tmp_dir();
+	if (stack_remove_dir(tmp_dir) != 0)
+		fprintf(stderr, "cannot remove %s: %s\n", tmp_dir, strerror(errno));
 	return test_finish();
 }

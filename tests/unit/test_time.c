@@ -22,20 +22,6 @@ static int64_t parse(const char *text)
 	return out;
 }
 
-static const char *show(const char *text)
-{
-	static char out[128];
-	size_t n = 0;
-	for (const unsigned char *p = (const unsigned char *)text; *p && n + 5 < sizeof(out); p++) {
-		if (*p < 0x20 || *p >= 0x7f)
-			n += (size_t)snprintf(out + n, sizeof(out) - n, "\\x%02x", *p);
-		else
-			out[n++] = (char)*p;
-	}
-	out[n] = '\0';
-	return out;
-}
-
 static void test_valid(void)
 {
 	static const struct {
@@ -176,7 +162,7 @@ static void test_invalid(void)
 		"10000-01-01",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		test_case("refuse \"%s\"", show(cases[i]));
+		test_case("refuse \"%s\"", test_printable(cases[i]));
 		int64_t out = 77;
 		CHECK_INT(time_parse_rfc3339(cases[i], strlen(cases[i]), &out), -1);
 	}
