@@ -164,29 +164,6 @@ void http_response_free(struct api_response *res)
 	buf_free(&res->body);
 }
 
-const char *http_status_text(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Content";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Status";
-	}
-}
-
 /* The header block both front ends write. */
 static void format_head(const struct api_response *res, struct buf *out)
 {
@@ -195,7 +172,7 @@ static void format_head(const struct api_response *res, struct buf *out)
 	int status = failed ? 500 : r->status;
 	buf_printf(out, "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 	           "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
-	           status, http_status_text(status), r->content_type, failed ? 0 : r->body.len);
+	           status, util_http_status_text(status), r->content_type, failed ? 0 : r->body.len);
 	if (!failed && r->headers.len)
 		buf_append(out, r->headers.data, r->headers.len);
 	buf_puts(out, "\r\n");

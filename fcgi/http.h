@@ -24,6 +24,4 @@ void http_response_init(struct api_response *res);
 void http_response_reset(struct api_response *res);
 void http_response_free(struct api_response *res);
 
-const char *http_status_text(int status);
-
 #endif

@@ -285,6 +285,24 @@ done:
 	return result;
 }
 
+int registry_app_binding(struct ee_db *db, const char *app_name, char repo[REGISTRY_REPO_MAX + 1],
+                         bool *found, struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_APP_GET, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, app_name);
+	int rc = sqlite3_step(stmt);
+	*found = rc == SQLITE_ROW;
+	repo[0] = '\0';
+	if (*found)
+		copy_column(stmt, 1, repo, REGISTRY_REPO_MAX + 1);
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_fail(db, rc, err);
+	return 0;
+}
+
 int registry_register_agent(struct ee_db *db, const struct registry_policy *policy,
                             const char *app_name, const char *repo, const char *release_tag,
                             const char *network, const char *agent_id, int64_t now_ms,

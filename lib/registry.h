@@ -49,6 +49,10 @@ int registry_app_status(struct ee_db *db, const struct registry_policy *policy,
 int registry_list_apps(struct ee_db *db, const struct registry_policy *policy, int64_t now_ms,
                        struct json_object **out, struct ee_error *err);
 
+/* The repository an app name is bound to; *found is false for a name never registered. */
+int registry_app_binding(struct ee_db *db, const char *app_name, char repo[REGISTRY_REPO_MAX + 1],
+                         bool *found, struct ee_error *err);
+
 /* Writes, for ee-tunneld; each is one statement, callers group them in transactions. */
 int registry_register_agent(struct ee_db *db, const struct registry_policy *policy,
                             const char *app_name, const char *repo, const char *release_tag,

@@ -50,6 +50,9 @@ bool util_valid_node_id(const char *s, size_t len);
 bool util_valid_app_name(const char *s, size_t len);
 bool util_valid_printable(const char *s, size_t len, size_t max);
 
+/* The reason phrase of an HTTP status code ("Status" for codes it does not know). */
+const char *util_http_status_text(int status);
+
 /* A growable byte buffer, always NUL-terminated. */
 struct buf {
 	char *data;

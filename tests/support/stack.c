@@ -236,6 +236,84 @@ static int start_api(struct stack *s)
 	return -1;
 }
 
+/* Forks ee-tunneld with its own settings on the stack's ports. */
+static pid_t spawn_tunneld(const struct stack *s, const char *log_path)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	setpgid(0, 0);
+	stack_apply_env(s);
+	char control[16], proxy[16];
+	snprintf(control, sizeof(control), "%d", s->control_port);
+	snprintf(proxy, sizeof(proxy), "%d", s->proxy_port);
+	setenv("EE_CONTROL_BIND", "127.0.0.1", 1);
+	setenv("EE_CONTROL_PORT", control, 1);
+	setenv("EE_PROXY_BIND", "127.0.0.1", 1);
+	setenv("EE_PROXY_PORT", proxy, 1);
+	setenv("EE_TEST_VERIFIER", "1", 1);
+	for (int i = 0; s->opt.tunneld_env && s->opt.tunneld_env[i]; i++)
+		putenv((char *)s->opt.tunneld_env[i]);
+	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	int devnull = open("/dev/null", O_RDONLY);
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	if (devnull >= 0)
+		dup2(devnull, STDIN_FILENO);
+	char bin[300];
+	snprintf(bin, sizeof(bin), "%s/ee-tunneld", s->bin_dir);
+	execl(bin, bin, (char *)NULL);
+	_exit(127);
+}
+
+int stack_start_tunneld(struct stack *s)
+{
+	char log[320], url[128];
+	snprintf(log, sizeof(log), "%s/ee-tunneld.log", s->dir);
+	s->tunneld_pid = spawn_tunneld(s, log);
+	if (s->tunneld_pid < 0)
+		return -1;
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", s->control_port);
+	for (int i = 0; i < 400; i++) {
+		struct http_result r;
+		int rc = http_do("GET", url, NULL, NULL, 0, &r);
+		long status = r.status;
+		http_result_free(&r);
+		if (rc == 0 && status == 200)
+			return 0;
+		int st;
+		if (waitpid(s->tunneld_pid, &st, WNOHANG) == s->tunneld_pid) {
+			s->tunneld_pid = 0;
+			return -1;
+		}
+		struct timespec ts = {0, 25 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+int stack_stop_tunneld(struct stack *s)
+{
+	if (s->tunneld_pid <= 0)
+		return -1;
+	kill(s->tunneld_pid, SIGTERM);
+	for (int i = 0; i < 800; i++) {
+		int status;
+		if (waitpid(s->tunneld_pid, &status, WNOHANG) == s->tunneld_pid) {
+			s->tunneld_pid = 0;
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		struct timespec ts = {0, 25 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	kill(s->tunneld_pid, SIGKILL);
+	waitpid(s->tunneld_pid, NULL, 0);
+	s->tunneld_pid = 0;
+	return -1;
+}
+
 int stack_start(struct stack *s, const char *name, const struct stack_options *opt)
 {
 	memset(s, 0, sizeof(*s));
@@ -252,6 +330,15 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 		test_fail(__FILE__, __LINE__, "ee-api did not start (see %s/ee-api.log)", s->dir);
 		return -1;
 	}
+	if (!s->opt.no_tunneld) {
+		s->control_port = stack_free_port();
+		s->proxy_port = stack_free_port();
+		if (stack_start_tunneld(s) != 0) {
+			test_fail(__FILE__, __LINE__, "ee-tunneld did not start (see %s/ee-tunneld.log)",
+			          s->dir);
+			return -1;
+		}
+	}
 	if (s->opt.no_caddy)
 		return 0;
 	s->port = stack_free_port();
@@ -262,6 +349,11 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 	snprintf(xdg, sizeof(xdg), "%s/caddy", s->dir);
 	setenv("EE_HTTP_PORT", port, 1);
 	setenv("EE_API_UPSTREAM", s->upstream, 1);
+	char control[64], proxy[64];
+	snprintf(control, sizeof(control), "127.0.0.1:%d", s->control_port ? s->control_port : 1);
+	snprintf(proxy, sizeof(proxy), "127.0.0.1:%d", s->proxy_port ? s->proxy_port : 1);
+	setenv("EE_TUNNELD_CONTROL", control, 1);
+	setenv("EE_TUNNELD_PROXY", proxy, 1);
 	setenv("XDG_CONFIG_HOME", xdg, 1);
 	setenv("XDG_DATA_HOME", xdg, 1);
 	const char *caddyfile = getenv("EE_TEST_CADDYFILE");
@@ -316,9 +408,12 @@ void check_no_sanitizer_report(const char *path)
 void stack_stop(struct stack *s)
 {
 	stop_pid(&s->caddy_pid);
+	stop_pid(&s->tunneld_pid);
 	stop_pid(&s->api_pid);
 	char log[320];
 	snprintf(log, sizeof(log), "%s/ee-api.log", s->dir);
+	check_no_sanitizer_report(log);
+	snprintf(log, sizeof(log), "%s/ee-tunneld.log", s->dir);
 	check_no_sanitizer_report(log);
 	snprintf(log, sizeof(log), "%s/cgi.log", s->dir);
 	check_no_sanitizer_report(log);

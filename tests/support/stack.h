@@ -32,6 +32,8 @@ struct stack_options {
 	bool no_tokens;          /* start with no token configured at all */
 	bool no_caddy;           /* ee-api only */
 	const char *const *env;  /* extra "NAME=value" settings, NULL-terminated */
+	const char *const *tunneld_env; /* extra settings for ee-tunneld only */
+	bool no_tunneld;         /* ee-api (and Caddy) only */
 };
 
 struct stack {
@@ -42,7 +44,9 @@ struct stack {
 	char base_url[64];       /* http://127.0.0.1:<port> (Caddy) */
 	int port;
 	char bin_dir[256];
-	pid_t api_pid, caddy_pid;
+	pid_t api_pid, caddy_pid, tunneld_pid;
+	int control_port;        /* ee-tunneld's control listener (agents, /v1/proxy) */
+	int proxy_port;          /* ee-tunneld's proxy listener (host-routed apps) */
 	struct stack_options opt;
 };
 
@@ -63,6 +67,10 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 void stack_stop(struct stack *s);
 /* Replaces a stopped ee-api with a fresh one on the same socket and database. */
 int stack_restart_api(struct stack *s);
+/* Starts ee-tunneld (again) on the stack's ports; waits for its /health. */
+int stack_start_tunneld(struct stack *s);
+/* Stops ee-tunneld with SIGTERM (clean drain); returns its exit status, or -1. */
+int stack_stop_tunneld(struct stack *s);
 
 /* Environment for a process of this stack: tokens, database path. */
 void stack_apply_env(const struct stack *s);

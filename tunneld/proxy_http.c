@@ -1,0 +1,450 @@
+/*
+ * proxy_http.c - the proxy listener: plain HTTP/1.1 on a raw socket,
+ * parsed by lib/http_parser.c so that every header of the client's request
+ * reaches the agent (libwebsockets' own HTTP server only exposes the
+ * headers it knows).
+ *
+ * The app is X-EE-App, else the first label of Host.  Hop-by-hop headers,
+ * Host and X-EE-App are not forwarded; repeated headers are joined with
+ * ", " ("; " for Cookie).  Keep-alive and pipelining are honoured, one
+ * request at a time.  A slow client gets EE_PROXY_HEADER_TIMEOUT for its
+ * head and EE_PROXY_BODY_TIMEOUT for its body, counted from the start, not
+ * refreshed by each byte, so dripping bytes does not hold a socket.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http_parser.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "tunneld.h"
+
+#define PROXY_HEAD_TIMEOUT_SEC 10
+#define PROXY_BODY_TIMEOUT_SEC 60
+#define PROXY_IDLE_TIMEOUT_SEC 60
+/* Pipelined input held while a request is answered, beyond one head. */
+#define PROXY_MAX_BUFFERED (HTTP_MAX_HEAD_BYTES + 64 * 1024)
+
+enum proxy_state {
+	PROXY_HEAD,          /* reading a request head */
+	PROXY_BODY_LENGTH,   /* reading a Content-Length body */
+	PROXY_BODY_CHUNKED,  /* reading a chunked body */
+	PROXY_WAITING,       /* the request is with an agent */
+	PROXY_WRITING,       /* the answer is being written */
+};
+
+struct proxy_conn {
+	struct lws *wsi;
+	struct tunneld *td;
+	enum proxy_state state;
+	struct buf in;              /* received, not yet consumed */
+	/* the request being read */
+	struct job_request req;
+	char app[EE_APP_NAME_MAX + 1];
+	bool keep_alive;
+	bool head_only;             /* HEAD: the answer has no body */
+	uint64_t body_left;
+	struct buf body;
+	struct http_chunked_decoder chunked;
+	struct job *job;
+	/* the answer being written */
+	struct buf out;
+	size_t out_sent;
+	bool close_after_write;
+	bool started;               /* bytes of a new request have arrived */
+};
+
+static void conn_reset_request(struct proxy_conn *c)
+{
+	free(c->req.path);
+	json_object_put(c->req.headers);
+	free(c->req.body);
+	memset(&c->req, 0, sizeof(c->req));
+	buf_reset(&c->body);
+	c->app[0] = '\0';
+	c->body_left = 0;
+	c->head_only = false;
+	c->started = false;
+}
+
+static void consume(struct proxy_conn *c, size_t n)
+{
+	memmove(c->in.data, c->in.data + n, c->in.len - n);
+	c->in.len -= n;
+	c->in.data[c->in.len] = '\0';
+}
+
+/* Puts a complete HTTP answer in c->out and asks to write it. */
+static void queue_answer(struct proxy_conn *c, int status, struct json_object *headers,
+                         const unsigned char *body, size_t body_len, bool close)
+{
+	buf_reset(&c->out);
+	c->out_sent = 0;
+	if (close)
+		c->keep_alive = false;
+	c->close_after_write = !c->keep_alive;
+	buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, util_http_status_text(status));
+	bool have_type = false;
+	if (headers) {
+		json_object_object_foreach(headers, name, value) {
+			size_t nlen = strlen(name);
+			if (!http_is_token(name, nlen) || http_header_is_hop_by_hop(name, nlen) ||
+			    strcasecmp(name, "content-length") == 0 || strcasecmp(name, "date") == 0)
+				continue;
+			size_t count = json_object_is_type(value, json_type_array)
+			                       ? json_object_array_length(value)
+			                       : 1;
+			for (size_t i = 0; i < count; i++) {
+				struct json_object *v = json_object_is_type(value, json_type_array)
+				                                ? json_object_array_get_idx(value, i)
+				                                : value;
+				if (!v || !json_object_is_type(v, json_type_string))
+					continue;
+				const char *text = json_object_get_string(v);
+				bool ok = true;
+				for (const char *p = text; *p && ok; p++)
+					ok = (unsigned char)*p >= 0x20 || *p == '\t';
+				if (!ok)
+					continue; /* no response splitting through an agent's header */
+				if (strcasecmp(name, "content-type") == 0)
+					have_type = true;
+				buf_printf(&c->out, "%s: %s\r\n", name, text);
+			}
+		}
+	}
+	if (!have_type && body_len)
+		buf_puts(&c->out, "Content-Type: application/octet-stream\r\n");
+	buf_printf(&c->out, "Content-Length: %zu\r\n", body_len);
+	if (c->close_after_write)
+		buf_puts(&c->out, "Connection: close\r\n");
+	buf_puts(&c->out, "\r\n");
+	if (body_len && !c->head_only)
+		buf_append(&c->out, body, body_len);
+	if (c->out.failed) {
+		buf_reset(&c->out);
+		c->close_after_write = true;
+	}
+	c->state = PROXY_WRITING;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_BODY_TIMEOUT_SEC);
+	lws_callback_on_writable(c->wsi);
+}
+
+static void answer_error(struct proxy_conn *c, int status, const char *key, const char *reason,
+                         bool close)
+{
+	struct json_object *o = json_object_new_object();
+	if (strcmp(key, "reason") == 0)
+		json_put_bool(o, "allowed", false);
+	json_put_string(o, key, reason);
+	size_t len;
+	const char *text = json_text(o, &len);
+	struct json_object *headers = json_object_new_object();
+	json_put_string(headers, "Content-Type", "application/json");
+	queue_answer(c, status, headers, (const unsigned char *)text, len, close);
+	json_object_put(headers);
+	json_object_put(o);
+}
+
+void proxy_http_job_done(struct job *j)
+{
+	struct proxy_conn *c = j->origin_conn;
+	queue_answer(c, j->status, j->resp_headers, j->resp_body, j->resp_len, false);
+	job_destroy(j);
+	c->job = NULL;
+}
+
+/* The app a request is for: X-EE-App, else the first label of Host. */
+static bool pick_app(struct proxy_conn *c, const struct http_request_head *head)
+{
+	const struct http_header *h = http_find_header(head, "x-ee-app");
+	const char *name;
+	size_t len;
+	if (h && h->value_len) {
+		name = h->value;
+		len = h->value_len;
+	} else if (head->host && head->host_len) {
+		name = head->host;
+		len = strcspn(head->host, ".:");
+		if (len > head->host_len)
+			len = head->host_len;
+	} else {
+		return false;
+	}
+	if (len > EE_APP_NAME_MAX)
+		return false;
+	memcpy(c->app, name, len);
+	c->app[len] = '\0';
+	return len > 0;
+}
+
+/* Copies what the agent needs out of the head (which points into c->in). */
+static int take_request(struct proxy_conn *c, const struct http_request_head *head)
+{
+	memcpy(c->req.method, head->method, head->method_len);
+	c->req.method[head->method_len] = '\0';
+	c->head_only = strcmp(c->req.method, "HEAD") == 0;
+	c->req.path = strndup(head->target, head->target_len);
+	c->req.headers = json_object_new_object();
+	if (!c->req.path || !c->req.headers)
+		return -1;
+	for (int i = 0; i < head->header_count; i++) {
+		const struct http_header *h = &head->headers[i];
+		char name[256];
+		if (h->name_len >= sizeof(name) ||
+		    http_head_header_is_hop_by_hop(head, h->name, h->name_len))
+			continue;
+		memcpy(name, h->name, h->name_len);
+		name[h->name_len] = '\0';
+		if (strcasecmp(name, "host") == 0 || strcasecmp(name, "x-ee-app") == 0)
+			continue;
+		struct json_object *prev = NULL;
+		/* Names keep the client's spelling; a repeat in another case joins the first. */
+		const char *key = name;
+		json_object_object_foreach(c->req.headers, existing, value) {
+			if (strcasecmp(existing, name) == 0) {
+				prev = value;
+				key = existing;
+				break;
+			}
+		}
+		if (prev) {
+			struct buf joined;
+			buf_init(&joined);
+			buf_puts(&joined, json_object_get_string(prev));
+			buf_puts(&joined, strcasecmp(name, "cookie") == 0 ? "; " : ", ");
+			buf_append(&joined, h->value, h->value_len);
+			if (joined.failed) {
+				buf_free(&joined);
+				return -1;
+			}
+			json_object_object_add(c->req.headers, key,
+			                       json_object_new_string_len(joined.data, (int)joined.len));
+			buf_free(&joined);
+		} else {
+			json_object_object_add(c->req.headers, name,
+			                       json_object_new_string_len(h->value, (int)h->value_len));
+		}
+	}
+	return 0;
+}
+
+static void dispatch(struct proxy_conn *c)
+{
+	if (c->body.len) {
+		c->req.body = malloc(c->body.len);
+		if (!c->req.body) {
+			answer_error(c, 503, "reason", "out_of_memory", true);
+			return;
+		}
+		memcpy(c->req.body, c->body.data, c->body.len);
+		c->req.body_len = c->body.len;
+	}
+	c->state = PROXY_WAITING;
+	/* Pipelined bytes wait in c->in; nothing more is read until the answer is out. */
+	lws_rx_flow_control(c->wsi, 0);
+	lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+	struct job *j = job_create(c->td, c->app, JOB_ORIGIN_PROXY, c, &c->req);
+	if (!j) {
+		answer_error(c, 503, "reason", "out_of_memory", true);
+		return;
+	}
+	c->job = j;
+	job_start(j);
+}
+
+/* Advances through whatever input there is. */
+static void process(struct proxy_conn *c)
+{
+	struct ee_error err;
+	for (;;) {
+		switch (c->state) {
+		case PROXY_HEAD: {
+			if (c->in.len == 0)
+				return;
+			if (!c->started) {
+				c->started = true;
+				lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_HEAD_TIMEOUT_SEC);
+			}
+			struct http_request_head head;
+			size_t head_len;
+			int rc = http_parse_request_head(c->in.data, c->in.len, &head, &head_len, &err);
+			if (rc == HTTP_PARSE_INCOMPLETE)
+				return;
+			if (rc == HTTP_PARSE_ERROR) {
+				answer_error(c, err.status, "error", err.reason, true);
+				return;
+			}
+			c->keep_alive = head.keep_alive && !c->td->draining;
+			if (take_request(c, &head) != 0) {
+				answer_error(c, 503, "error", "out_of_memory", true);
+				return;
+			}
+			bool has_app = pick_app(c, &head);
+			bool upgrade = head.upgrade;
+			bool chunked = head.chunked, expect = head.expect_continue;
+			uint64_t length = head.has_content_length ? head.content_length : 0;
+			consume(c, head_len);
+			if (upgrade) {
+				answer_error(c, 501, "error", "upgrade_not_supported", true);
+				return;
+			}
+			if (!has_app) {
+				answer_error(c, 400, "error", "missing_app", !length && !chunked ? false : true);
+				return;
+			}
+			if (!util_valid_app_name(c->app, strlen(c->app))) {
+				answer_error(c, 400, "reason", "invalid_app_name", true);
+				return;
+			}
+			if (length > (uint64_t)c->td->cfg.max_body_bytes) {
+				answer_error(c, 413, "reason", "body_too_large", true);
+				return;
+			}
+			if ((chunked || length) && expect)
+				lws_write(c->wsi, (unsigned char *)"HTTP/1.1 100 Continue\r\n\r\n", 25, LWS_WRITE_RAW);
+			if (chunked) {
+				http_chunked_init(&c->chunked, (uint64_t)c->td->cfg.max_body_bytes);
+				c->state = PROXY_BODY_CHUNKED;
+			} else if (length) {
+				c->body_left = length;
+				c->state = PROXY_BODY_LENGTH;
+			} else {
+				dispatch(c);
+				return;
+			}
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_BODY_TIMEOUT_SEC);
+			break;
+		}
+		case PROXY_BODY_LENGTH: {
+			size_t take = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
+			if (take && buf_append(&c->body, c->in.data, take) != 0) {
+				answer_error(c, 503, "reason", "out_of_memory", true);
+				return;
+			}
+			consume(c, take);
+			c->body_left -= take;
+			if (c->body_left)
+				return;
+			dispatch(c);
+			return;
+		}
+		case PROXY_BODY_CHUNKED: {
+			size_t used = 0;
+			int rc = http_chunked_decode(&c->chunked, c->in.data, c->in.len, &c->body, &used, &err);
+			consume(c, used);
+			if (rc == HTTP_PARSE_INCOMPLETE)
+				return;
+			if (rc == HTTP_PARSE_ERROR) {
+				answer_error(c, err.status, err.status == 413 ? "reason" : "error", err.reason, true);
+				return;
+			}
+			dispatch(c);
+			return;
+		}
+		case PROXY_WAITING:
+		case PROXY_WRITING:
+			return;
+		}
+	}
+}
+
+static int write_out(struct proxy_conn *c)
+{
+	size_t left = c->out.len - c->out_sent;
+	if (left) {
+		size_t chunk = left > TD_WRITE_CHUNK ? TD_WRITE_CHUNK : left;
+		if (lws_write(c->wsi, (unsigned char *)c->out.data + c->out_sent, chunk, LWS_WRITE_RAW) <
+		    (int)chunk)
+			return -1;
+		c->out_sent += chunk;
+		if (c->out_sent < c->out.len) {
+			lws_callback_on_writable(c->wsi);
+			return 0;
+		}
+	}
+	if (c->close_after_write)
+		return -1;
+	/* Ready for the next request on this connection. */
+	buf_reset(&c->out);
+	c->out_sent = 0;
+	conn_reset_request(c);
+	c->state = PROXY_HEAD;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_IDLE_TIMEOUT_SEC);
+	lws_rx_flow_control(c->wsi, 1);
+	process(c);
+	return 0;
+}
+
+static int proxy_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
+{
+	struct proxy_conn **slot = user;
+	struct tunneld *td = lws_context_user(lws_get_context(wsi));
+	switch (reason) {
+	case LWS_CALLBACK_RAW_ADOPT: {
+		struct proxy_conn *c = calloc(1, sizeof(*c));
+		if (!c)
+			return -1;
+		c->wsi = wsi;
+		c->td = td;
+		buf_init(&c->in);
+		buf_init(&c->body);
+		buf_init(&c->out);
+		*slot = c;
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, PROXY_IDLE_TIMEOUT_SEC);
+		return 0;
+	}
+	case LWS_CALLBACK_RAW_RX: {
+		struct proxy_conn *c = *slot;
+		if (!c)
+			return -1;
+		if (c->state == PROXY_WRITING && c->close_after_write)
+			return 0; /* an answer that ends the connection is on its way */
+		if (c->in.len + len > PROXY_MAX_BUFFERED && c->state != PROXY_BODY_LENGTH &&
+		    c->state != PROXY_BODY_CHUNKED) {
+			if (c->state == PROXY_HEAD)
+				answer_error(c, 431, "error", "header_too_large", true);
+			return 0;
+		}
+		if (buf_append(&c->in, in, len) != 0)
+			return -1;
+		process(c);
+		return 0;
+	}
+	case LWS_CALLBACK_RAW_WRITEABLE: {
+		struct proxy_conn *c = *slot;
+		if (!c || c->state != PROXY_WRITING)
+			return 0;
+		return write_out(c);
+	}
+	case LWS_CALLBACK_RAW_CLOSE: {
+		struct proxy_conn *c = *slot;
+		if (!c)
+			return 0;
+		if (c->job) {
+			if (c->job->done)
+				job_destroy(c->job);
+			else
+				job_cancel(c->job);
+		}
+		conn_reset_request(c);
+		buf_free(&c->in);
+		buf_free(&c->body);
+		buf_free(&c->out);
+		free(c);
+		*slot = NULL;
+		return 0;
+	}
+	default:
+		return 0;
+	}
+}
+
+const struct lws_protocols tunneld_proxy_protocol = {
+	.name = "ee-proxy",
+	.callback = proxy_callback,
+	.per_session_data_size = sizeof(struct proxy_conn *),
+	.rx_buffer_size = 65536,
+};

@@ -1,0 +1,548 @@
+/*
+ * session.c - one agent's websocket: the tunnel protocol of DESIGN.md
+ * section 4, message for message, with the original service's reasons.
+ *
+ *   register        -> checks, then attest_request (reason "register")
+ *   attest_response -> nonce, deadline, verifier; status ok "attested"
+ *   (every EE_ATTEST_INTERVAL_SEC) attest_request (reason "periodic")
+ *   health          -> recorded; the watchdog fires after EE_HEALTH_TIMEOUT_SEC
+ *   proxy_response  -> handed to job.c by request_id
+ *
+ * Events settlement reads are recorded exactly where the original records
+ * them: attest_miss on a failed or late attestation, health_miss on a
+ * heartbeat timeout and on any disconnect of a registered agent — except a
+ * disconnect the control plane itself causes by shutting down.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonutil.h"
+#include "log.h"
+#include "nodes.h"
+#include "timeutil.h"
+#include "tunnel_msg.h"
+#include "tunneld.h"
+
+#define SESSION_MAX_OUTQ_BYTES (64 * 1024 * 1024) /* an agent that stops reading is dropped */
+
+static int64_t now_ms(void) { return time_now_ms(); }
+
+bool session_allowed(const struct session *s, int64_t now)
+{
+	return s->state == SESSION_ATTESTED && !s->close_after_flush && s->attestation_valid &&
+	       s->health_pass && now < s->expires_at_ms &&
+	       (s->sealed || !registry_network_requires_sealed(s->network));
+}
+
+void session_queue_json(struct session *s, struct json_object *msg)
+{
+	size_t len;
+	const char *text = json_text(msg, &len);
+	if (s->close_after_flush)
+		return;
+	if (s->outq_bytes + len > SESSION_MAX_OUTQ_BYTES) {
+		log_warn("agent %s (%s) is not reading its tunnel; closing it", s->agent_id, s->peer);
+		s->close_after_flush = true;
+		s->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
+	if (!m) {
+		log_error("out of memory queueing a message for agent %s", s->agent_id);
+		return;
+	}
+	m->next = NULL;
+	m->len = len;
+	m->sent = 0;
+	memcpy(m->data + LWS_PRE, text, len);
+	if (s->outq_tail)
+		s->outq_tail->next = m;
+	else
+		s->outq_head = m;
+	s->outq_tail = m;
+	s->outq_bytes += len;
+	lws_callback_on_writable(s->wsi);
+}
+
+void session_send_status(struct session *s, const char *state, const char *reason, bool close)
+{
+	struct json_object *o = json_object_new_object();
+	json_put_string(o, "type", "status");
+	json_put_string(o, "state", state);
+	json_put_string(o, "reason", reason);
+	session_queue_json(s, o);
+	json_object_put(o);
+	if (close && !s->close_after_flush) {
+		s->close_after_flush = true;
+		s->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+		lws_callback_on_writable(s->wsi);
+	}
+}
+
+static void invalid(struct session *s, const char *reason, bool close)
+{
+	session_send_status(s, "invalid", reason, close);
+}
+
+static void attest_deadline_cb(lws_sorted_usec_list_t *sul);
+static void attest_periodic_cb(lws_sorted_usec_list_t *sul);
+static void health_watchdog_cb(lws_sorted_usec_list_t *sul);
+static void register_deadline_cb(lws_sorted_usec_list_t *sul);
+
+static void schedule_secs(struct session *s, lws_sorted_usec_list_t *sul, sul_cb_t cb, int secs)
+{
+	lws_sul_schedule(s->td->context, 0, sul, cb, (lws_usec_t)secs * LWS_US_PER_SEC);
+}
+
+static void send_attest_request(struct session *s, const char *reason)
+{
+	if (s->attesting || s->close_after_flush)
+		return;
+	if (util_random_hex(s->nonce, ATTEST_NONCE_HEX_LEN / 2) != 0) {
+		log_error("no entropy for a nonce; closing agent %s", s->agent_id);
+		invalid(s, "internal_error", true);
+		return;
+	}
+	s->attesting = true;
+	s->nonce_sent_mono_ms = time_monotonic_ms();
+	struct json_object *o = json_object_new_object();
+	json_put_string(o, "type", "attest_request");
+	json_put_string(o, "nonce", s->nonce);
+	json_put_int(o, "deadline_s", s->td->cfg.base.attest_deadline_sec);
+	json_put_string(o, "reason", reason);
+	session_queue_json(s, o);
+	json_object_put(o);
+	schedule_secs(s, &s->sul_deadline, attest_deadline_cb, s->td->cfg.base.attest_deadline_sec);
+}
+
+/* Marks the attestation failed, records attest_miss, answers and closes. */
+static void attestation_failed(struct session *s, const char *reason, const char *event_detail)
+{
+	int64_t now = now_ms();
+	s->attestation_valid = false;
+	s->attesting = false;
+	lws_sul_cancel(&s->sul_deadline);
+	store_attestation(s->td->store, s, "invalid", now);
+	store_event(s->td->store, s->agent_id, "attest_miss", event_detail, now);
+	log_info("agent %s (%s) for %s: attestation failed: %s", s->agent_id, s->peer, s->app_name,
+	         reason);
+	invalid(s, reason, true);
+}
+
+static void attest_deadline_cb(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul_deadline);
+	if (!s->attesting)
+		return;
+	attestation_failed(s, "attestation_timeout", "timeout");
+}
+
+static void attest_periodic_cb(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul_periodic);
+	send_attest_request(s, "periodic");
+	schedule_secs(s, &s->sul_periodic, attest_periodic_cb, s->td->cfg.base.attest_interval_sec);
+}
+
+static void health_watchdog_cb(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul_health);
+	if (s->state != SESSION_ATTESTED || !s->health_pass)
+		return; /* one miss per failing streak, as the original */
+	int64_t now = now_ms();
+	s->health_pass = false;
+	store_health(s->td->store, s, "fail", now);
+	store_event(s->td->store, s->agent_id, "health_miss", "timeout", now);
+	log_info("agent %s for %s missed its heartbeat", s->agent_id, s->app_name);
+}
+
+static void register_deadline_cb(lws_sorted_usec_list_t *sul)
+{
+	struct session *s = lws_container_of(sul, struct session, sul_register);
+	if (s->state == SESSION_ATTESTED || s->close_after_flush)
+		return;
+	invalid(s, "register_timeout", true);
+}
+
+static bool text_present(const char *s) { return s && *s; }
+
+static void on_register(struct session *s, const struct tunnel_msg *m)
+{
+	struct tunneld *td = s->td;
+	if (s->state != SESSION_CONNECTED) {
+		invalid(s, "already_registered", false);
+		return;
+	}
+	const char *network = text_present(m->network) ? m->network : "forge-1";
+	if (!registry_network_known(network)) {
+		invalid(s, "invalid_network", false);
+		return;
+	}
+	if (!text_present(m->repo) || !text_present(m->release_tag) || !text_present(m->app_name) ||
+	    !text_present(m->agent_id)) {
+		invalid(s, "missing_fields", false);
+		return;
+	}
+	if (!util_valid_app_name(m->app_name, strlen(m->app_name)) ||
+	    !registry_valid_repo(m->repo, strlen(m->repo)) ||
+	    !registry_valid_release_tag(m->release_tag, strlen(m->release_tag)) ||
+	    !util_valid_node_id(m->agent_id, strlen(m->agent_id))) {
+		invalid(s, "invalid_fields", false);
+		return;
+	}
+	/* An app name belongs to the repository that registered it first. */
+	struct app_entry *e = route_find(td, m->app_name);
+	bool taken = e && strcmp(e->repo, m->repo) != 0;
+	if (!e) {
+		char repo[REGISTRY_REPO_MAX + 1];
+		bool found;
+		struct ee_error err;
+		if (registry_app_binding(td->db, m->app_name, repo, &found, &err) != 0) {
+			invalid(s, "registry_unavailable", true);
+			return;
+		}
+		taken = found && strcmp(repo, m->repo) != 0;
+	}
+	if (taken) {
+		log_info("agent %s (%s): app name %s is bound to another repository", m->agent_id,
+		         s->peer, m->app_name);
+		invalid(s, "app_name_taken", true);
+		return;
+	}
+	/* The same agent on a new socket replaces its old one (a reconnect). */
+	for (struct session *o = td->sessions; o; o = o->all_next) {
+		if (o != s && o->state != SESSION_CONNECTED && !o->close_after_flush &&
+		    strcmp(o->agent_id, m->agent_id) == 0) {
+			log_info("agent %s reconnected from %s; closing its old tunnel", m->agent_id, s->peer);
+			invalid(o, "replaced", true);
+		}
+	}
+	snprintf(s->agent_id, sizeof(s->agent_id), "%s", m->agent_id);
+	snprintf(s->app_name, sizeof(s->app_name), "%s", m->app_name);
+	snprintf(s->repo, sizeof(s->repo), "%s", m->repo);
+	snprintf(s->release_tag, sizeof(s->release_tag), "%s", m->release_tag);
+	snprintf(s->network, sizeof(s->network), "%s", network);
+	char suffix[17];
+	if (util_random_hex(suffix, 8) != 0) {
+		invalid(s, "internal_error", true);
+		return;
+	}
+	snprintf(s->tunnel_id, sizeof(s->tunnel_id), "%s:%s", s->app_name, suffix);
+	s->state = SESSION_REGISTERED;
+	send_attest_request(s, "register");
+}
+
+static void on_attest_response(struct session *s, const struct tunnel_msg *m)
+{
+	struct tunneld *td = s->td;
+	if (!s->attesting) {
+		invalid(s, "unexpected_attestation", false);
+		return;
+	}
+	if (!m->nonce || strcmp(m->nonce, s->nonce) != 0) {
+		s->attesting = false;
+		lws_sul_cancel(&s->sul_deadline);
+		invalid(s, "nonce_mismatch", true);
+		return;
+	}
+	if (time_monotonic_ms() - s->nonce_sent_mono_ms >
+	    (int64_t)td->cfg.base.attest_deadline_sec * 1000) {
+		s->attesting = false;
+		lws_sul_cancel(&s->sul_deadline);
+		invalid(s, "attestation_timeout", true);
+		return;
+	}
+	struct attest_evidence ev = {
+		.nonce_hex = s->nonce,
+		.quote_b64 = m->quote,
+		.quote_b64_len = m->quote_len,
+		.report_data_hex = m->report_data,
+		.measurements = m->measurements,
+		.network = s->network,
+		.repo = s->repo,
+		.release_tag = s->release_tag,
+	};
+	struct attest_verdict v;
+	verifier_verify(td->verifier, &ev, &v);
+	/* The nonce is used once, whatever the verdict. */
+	memset(s->nonce, 0, sizeof(s->nonce));
+	if (!v.verified) {
+		s->sealed = v.sealed;
+		attestation_failed(s, v.reason, v.reason);
+		return;
+	}
+	int64_t now = now_ms();
+	if (s->state == SESSION_REGISTERED) {
+		/* Checked again: another repository may have taken the name meanwhile. */
+		struct app_entry *e = route_find(td, s->app_name);
+		if (e && strcmp(e->repo, s->repo) != 0) {
+			invalid(s, "app_name_taken", true);
+			return;
+		}
+		route_add(td, s);
+		source_release(td, s->peer);
+		lws_sul_cancel(&s->sul_register);
+		s->state = SESSION_ATTESTED;
+		log_info("agent %s (%s) attested for %s on %s", s->agent_id, s->peer, s->app_name,
+		         s->network);
+	}
+	s->attesting = false;
+	lws_sul_cancel(&s->sul_deadline);
+	s->sealed = v.sealed;
+	s->attestation_valid = true;
+	s->health_pass = true; /* it has just proved it is alive */
+	s->expires_at_ms = now + (int64_t)td->cfg.base.registration_ttl_days * 86400000;
+	/* Every successful attestation renews the registration, as in the original. */
+	store_register(td->store, s, now);
+	store_attestation(td->store, s, "valid", now);
+	store_health(td->store, s, "pass", now);
+	store_connection(td->store, s, true, now);
+	session_send_status(s, "ok", "attested", false);
+	schedule_secs(s, &s->sul_periodic, attest_periodic_cb, td->cfg.base.attest_interval_sec);
+	schedule_secs(s, &s->sul_health, health_watchdog_cb, td->cfg.base.health_timeout_sec);
+}
+
+static void on_health(struct session *s, const struct tunnel_msg *m)
+{
+	if (s->state != SESSION_ATTESTED) {
+		invalid(s, "not_registered", false);
+		return;
+	}
+	/* Absent means pass and anything else but pass/fail means fail, as in the original. */
+	const char *status = m->status ? m->status : "pass";
+	bool pass = strcmp(status, "pass") == 0;
+	s->health_pass = pass;
+	store_health(s->td->store, s, pass ? "pass" : "fail", now_ms());
+	schedule_secs(s, &s->sul_health, health_watchdog_cb, s->td->cfg.base.health_timeout_sec);
+}
+
+static void handle_message(struct session *s, const char *text, size_t len)
+{
+	struct tunnel_msg m;
+	struct ee_error err;
+	if (tunnel_msg_parse(text, len, &m, &err) != 0) {
+		invalid(s, err.reason, false);
+		return;
+	}
+	switch (m.type) {
+	case TUNNEL_MSG_REGISTER: on_register(s, &m); break;
+	case TUNNEL_MSG_ATTEST_RESPONSE: on_attest_response(s, &m); break;
+	case TUNNEL_MSG_HEALTH: on_health(s, &m); break;
+	case TUNNEL_MSG_PROXY_RESPONSE:
+		if (s->state == SESSION_ATTESTED && m.request_id)
+			job_on_response(s, m.request_id, m.http_status, m.headers, m.body_b64,
+			                m.body_b64_len);
+		break;
+	default:
+		/* Messages of the other direction are not for us. */
+		invalid(s, "unknown_message", false);
+	}
+	tunnel_msg_free(&m);
+}
+
+static struct session *session_create(struct tunneld *td, struct lws *wsi)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->td = td;
+	s->wsi = wsi;
+	buf_init(&s->rx);
+	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
+	s->all_next = td->sessions;
+	if (td->sessions)
+		td->sessions->all_prev = s;
+	td->sessions = s;
+	td->session_count++;
+	return s;
+}
+
+static void session_destroy(struct session *s)
+{
+	struct tunneld *td = s->td;
+	int64_t now = now_ms();
+	if (s->state != SESSION_CONNECTED && s->agent_id[0]) {
+		store_connection(td->store, s, false, now);
+		store_health(td->store, s, "fail", now);
+		/* A restart of the control plane is not the provider's miss. */
+		store_event(td->store, s->agent_id, td->draining ? "control_plane_disconnect" : "health_miss",
+		            "disconnect", now);
+	}
+	job_on_session_closed(s);
+	if (s->state != SESSION_ATTESTED)
+		source_release(td, s->peer);
+	route_remove(td, s);
+	lws_sul_cancel(&s->sul_deadline);
+	lws_sul_cancel(&s->sul_periodic);
+	lws_sul_cancel(&s->sul_health);
+	lws_sul_cancel(&s->sul_register);
+	while (s->outq_head) {
+		struct out_msg *m = s->outq_head;
+		s->outq_head = m->next;
+		free(m);
+	}
+	buf_free(&s->rx);
+	if (s->all_prev)
+		s->all_prev->all_next = s->all_next;
+	else
+		td->sessions = s->all_next;
+	if (s->all_next)
+		s->all_next->all_prev = s->all_prev;
+	td->session_count--;
+	free(s);
+}
+
+/* Writes the next fragment of the first queued message. */
+static int write_next(struct session *s)
+{
+	struct out_msg *m = s->outq_head;
+	if (!m) {
+		if (s->close_after_flush) {
+			lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, NULL, 0);
+			return -1;
+		}
+		return 0;
+	}
+	size_t chunk = m->len - m->sent;
+	if (chunk > TD_WRITE_CHUNK)
+		chunk = TD_WRITE_CHUNK;
+	bool first = m->sent == 0, last = m->sent + chunk == m->len;
+	int flags = first ? LWS_WRITE_TEXT : LWS_WRITE_CONTINUATION;
+	if (!last)
+		flags |= LWS_WRITE_NO_FIN;
+	/* The bytes before this fragment have been sent: lws may build the frame header there. */
+	if (lws_write(s->wsi, m->data + LWS_PRE + m->sent, chunk, (enum lws_write_protocol)flags) <
+	    (int)chunk)
+		return -1;
+	m->sent += chunk;
+	if (last) {
+		s->outq_head = m->next;
+		if (!s->outq_head)
+			s->outq_tail = NULL;
+		s->outq_bytes -= m->len;
+		free(m);
+	}
+	if (s->outq_head || s->close_after_flush)
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+static int on_receive(struct session *s, const char *in, size_t len)
+{
+	struct lws *wsi = s->wsi;
+	if (lws_is_first_fragment(wsi)) {
+		buf_reset(&s->rx);
+		s->rx_overflow = false;
+	}
+	if (lws_frame_is_binary(wsi))
+		return 0; /* the protocol is text frames; the original ignored binary ones */
+	if (!s->rx_overflow) {
+		if (s->rx.len + len > (size_t)s->td->cfg.max_message_bytes) {
+			s->rx_overflow = true;
+			buf_reset(&s->rx);
+			log_warn("agent %s (%s) sent a message over %d bytes; closing", s->agent_id, s->peer,
+			         s->td->cfg.max_message_bytes);
+			session_send_status(s, "invalid", "message_too_large", true);
+			s->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+		} else if (buf_append(&s->rx, in, len) != 0) {
+			return -1;
+		}
+	}
+	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) && !s->rx_overflow &&
+	    !s->close_after_flush) {
+		handle_message(s, s->rx.data ? s->rx.data : "", s->rx.len);
+		buf_reset(&s->rx);
+	}
+	return 0;
+}
+
+static bool path_is_tunnel(struct lws *wsi)
+{
+	char uri[64];
+	int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+	if (n <= 0)
+		return false;
+	char *q = strchr(uri, '?');
+	if (q)
+		*q = '\0';
+	return strcmp(uri, "/v1/tunnel") == 0;
+}
+
+static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                            void *in, size_t len)
+{
+	struct conn_data *cd = user;
+	struct tunneld *td = lws_context_user(lws_get_context(wsi));
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Websockets only at /v1/tunnel. */
+		return path_is_tunnel(wsi) ? 0 : -1;
+
+	case LWS_CALLBACK_ESTABLISHED: {
+		struct session *s = session_create(td, wsi);
+		if (!s)
+			return -1;
+		cd->session = s;
+		if (td->draining) {
+			s->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+			session_send_status(s, "invalid", "shutting_down", true);
+			s->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+			return 0;
+		}
+		if (td->session_count > td->cfg.max_agents || source_acquire(td, s->peer) != 0) {
+			/* Counted as released when it closes; take a slot so the books balance. */
+			if (td->session_count <= td->cfg.max_agents)
+				log_warn("too many unattested sockets from %s; refusing one", s->peer);
+			else
+				log_warn("agent limit (%d) reached; refusing a socket from %s",
+				         td->cfg.max_agents, s->peer);
+			s->state = SESSION_ATTESTED; /* nothing to release for it */
+			session_send_status(s, "invalid", "too_many_connections", true);
+			s->state = SESSION_CLOSING;
+			s->close_code = 1013; /* try again later (RFC 6455 registry) */
+			return 0;
+		}
+		schedule_secs(s, &s->sul_register, register_deadline_cb, td->cfg.register_timeout_sec);
+		return 0;
+	}
+
+	case LWS_CALLBACK_RECEIVE:
+		if (!cd->session)
+			return -1;
+		return on_receive(cd->session, in, len);
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!cd->session)
+			return -1;
+		return write_next(cd->session);
+
+	case LWS_CALLBACK_CLOSED:
+		if (cd->session) {
+			session_destroy(cd->session);
+			cd->session = NULL;
+		}
+		return 0;
+
+	default:
+		return control_http_callback(wsi, reason, user, in, len);
+	}
+}
+
+void session_close_all(struct tunneld *td)
+{
+	for (struct session *s = td->sessions; s; s = s->all_next) {
+		if (!s->close_after_flush) {
+			session_send_status(s, "invalid", "shutting_down", true);
+			s->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+		}
+	}
+}
+
+const struct lws_protocols tunneld_control_protocol = {
+	.name = "ee-tunnel",
+	.callback = control_callback,
+	.per_session_data_size = sizeof(struct conn_data),
+	.rx_buffer_size = 65536,
+};

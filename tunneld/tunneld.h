@@ -1,0 +1,244 @@
+/*
+ * tunneld.h - ee-tunneld's shared state.
+ *
+ * One libwebsockets event loop with two listeners:
+ *   control (EE_CONTROL_BIND:EE_CONTROL_PORT): the agents' websockets at
+ *     GET /v1/tunnel (session.c), POST /v1/proxy/{app} and GET /health
+ *     (control_http.c);
+ *   proxy (EE_PROXY_BIND:EE_PROXY_PORT): any request, routed by X-EE-App or
+ *     the first label of Host (proxy_http.c, its own HTTP/1.1 parser so that
+ *     every header passes through).
+ * A request for an app becomes a job (job.c) sent over one allowed agent's
+ * tunnel and matched back by request_id; routing is route.c.  State the
+ * rest of the control plane reads goes to the database through store.c,
+ * which batches writes and retries them, so a slow or failing disk never
+ * stalls the loop or loses an event.
+ */
+#ifndef EE_TUNNELD_H
+#define EE_TUNNELD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+#include <libwebsockets.h>
+
+#include "attest.h"
+#include "config.h"
+#include "db.h"
+#include "registry.h"
+#include "util.h"
+
+/* Named limits; each can be changed with the variable in brackets. */
+#define TD_DEFAULT_MAX_MESSAGE_BYTES (16 * 1024 * 1024) /* EE_TUNNEL_MAX_MESSAGE_BYTES */
+#define TD_DEFAULT_MAX_BODY_BYTES (8 * 1024 * 1024)     /* EE_PROXY_MAX_BODY_BYTES */
+#define TD_DEFAULT_MAX_INFLIGHT 256                     /* EE_TUNNEL_MAX_INFLIGHT */
+#define TD_DEFAULT_MAX_PENDING_PER_SOURCE 64            /* EE_MAX_PENDING_PER_SOURCE */
+#define TD_DEFAULT_PROXY_TIMEOUT_SEC 15                 /* EE_PROXY_TIMEOUT_SEC (the original's) */
+#define TD_DEFAULT_REGISTER_TIMEOUT_SEC 30              /* EE_REGISTER_TIMEOUT_SEC */
+#define TD_DEFAULT_MAX_AGENTS 20000                     /* EE_MAX_AGENTS */
+#define TD_DEFAULT_DRAIN_SEC 10                         /* EE_DRAIN_TIMEOUT_SEC */
+#define TD_WRITE_CHUNK (64 * 1024) /* bytes written per writeable callback */
+#define TD_REQUEST_ID_LEN 24       /* hex characters */
+#define TD_APP_BUCKETS 4096
+
+struct tunneld_config {
+	struct ee_config base;
+	bool test_verifier;        /* EE_TEST_VERIFIER: accept test quotes on sandbox-1 */
+	int max_message_bytes;
+	int max_body_bytes;
+	int max_inflight;
+	int max_pending_per_source;
+	int proxy_timeout_sec;
+	int register_timeout_sec;
+	int max_agents;
+	int drain_sec;
+};
+
+int tunneld_config_load(struct tunneld_config *cfg, struct ee_error *err);
+
+struct job;
+struct app_entry;
+
+/* One outgoing websocket message, written in TD_WRITE_CHUNK fragments. */
+struct out_msg {
+	struct out_msg *next;
+	size_t len;
+	size_t sent;
+	unsigned char data[]; /* LWS_PRE bytes of headroom, then the text */
+};
+
+enum session_state {
+	SESSION_CONNECTED,  /* the socket is open; nothing registered yet */
+	SESSION_REGISTERED, /* register accepted; the first attestation is pending */
+	SESSION_ATTESTED,   /* attested at least once: may carry traffic */
+	SESSION_CLOSING,    /* a final status is being sent, then it closes */
+};
+
+/* One agent websocket.  Created on ESTABLISHED, destroyed on CLOSED. */
+struct session {
+	struct tunneld *td;
+	struct lws *wsi;
+	enum session_state state;
+	char peer[64];
+	char agent_id[EE_NODE_ID_MAX + 1];
+	char app_name[EE_APP_NAME_MAX + 1];
+	char repo[REGISTRY_REPO_MAX + 1];
+	char release_tag[REGISTRY_TAG_MAX + 1];
+	char network[REGISTRY_NETWORK_MAX + 1];
+	char tunnel_id[EE_APP_NAME_MAX + 24];
+	bool sealed;
+	bool attestation_valid;
+	bool health_pass;
+	int64_t expires_at_ms;          /* registration expiry (wall clock) */
+	/* attestation in progress */
+	char nonce[ATTEST_NONCE_HEX_LEN + 1];
+	int64_t nonce_sent_mono_ms;
+	bool attesting;
+	lws_sorted_usec_list_t sul_deadline; /* the attestation deadline */
+	lws_sorted_usec_list_t sul_periodic; /* the next periodic attestation */
+	lws_sorted_usec_list_t sul_health;   /* the health watchdog */
+	lws_sorted_usec_list_t sul_register; /* a socket must register in time */
+	/* incoming message being reassembled */
+	struct buf rx;
+	bool rx_overflow;
+	/* outgoing */
+	struct out_msg *outq_head, *outq_tail;
+	size_t outq_bytes;
+	bool close_after_flush;
+	int close_code;
+	/* traffic */
+	struct job *jobs; /* in flight on this tunnel */
+	int inflight;
+	struct app_entry *app;
+	struct session *app_next, *app_prev;
+	struct session *all_next, *all_prev;
+};
+
+/* The live sessions serving one app name. */
+struct app_entry {
+	char name[EE_APP_NAME_MAX + 1];
+	char repo[REGISTRY_REPO_MAX + 1];
+	struct session *sessions;
+	unsigned int next_pick;
+	struct app_entry *bucket_next;
+};
+
+/* Per-source-address accounting of sockets that have not attested yet. */
+struct source_count {
+	char addr[64];
+	int pending;
+	struct source_count *next;
+};
+
+struct store;
+
+struct tunneld {
+	struct tunneld_config cfg;
+	struct registry_policy policy;
+	struct lws_context *context;
+	struct lws_vhost *control_vhost, *proxy_vhost;
+	struct ee_db *db;
+	struct store *store;
+	struct verifier *verifier;
+	struct session *sessions;
+	int session_count;
+	struct app_entry *apps[TD_APP_BUCKETS];
+	struct source_count *sources;
+	struct job *unassigned; /* jobs waiting for nothing: refused or done, being written */
+	bool draining;
+	bool stop;
+	int64_t drain_deadline_mono_ms;
+	lws_sorted_usec_list_t sul_drain;
+};
+
+/* What lws keeps per connection on the control listener (session.c, control_http.c). */
+struct conn_data {
+	struct session *session;       /* websocket connections */
+	struct control_conn *http;     /* HTTP connections */
+};
+
+/* session.c */
+extern const struct lws_protocols tunneld_control_protocol;
+void session_queue_json(struct session *s, struct json_object *msg);
+void session_send_status(struct session *s, const char *state, const char *reason, bool close);
+bool session_allowed(const struct session *s, int64_t now_ms);
+void session_close_all(struct tunneld *td);
+
+/* route.c */
+struct app_entry *route_find(struct tunneld *td, const char *app);
+struct app_entry *route_get(struct tunneld *td, const char *app, const char *repo);
+void route_add(struct tunneld *td, struct session *s);
+void route_remove(struct tunneld *td, struct session *s);
+/* An allowed session of app with room for one more request, least busy first. */
+struct session *route_pick(struct tunneld *td, const char *app, const struct session *exclude);
+int source_acquire(struct tunneld *td, const char *addr);
+void source_release(struct tunneld *td, const char *addr);
+
+/* job.c: a proxied request and its answer. */
+enum job_origin { JOB_ORIGIN_CONTROL, JOB_ORIGIN_PROXY };
+
+struct job_request {
+	char method[17];
+	char *path;                  /* owned */
+	struct json_object *headers; /* owned: name -> value */
+	unsigned char *body;         /* owned */
+	size_t body_len;
+};
+
+struct job {
+	struct tunneld *td;
+	char request_id[TD_REQUEST_ID_LEN + 1];
+	char app[EE_APP_NAME_MAX + 1];
+	struct job_request req;
+	struct session *session;     /* the tunnel it is in flight on, or NULL */
+	struct job *next, *prev;     /* in session->jobs */
+	int attempts;
+	lws_sorted_usec_list_t sul_timeout;
+	/* where the answer goes */
+	enum job_origin origin;
+	void *origin_conn;           /* control_http's or proxy_http's connection */
+	/* the answer */
+	bool done;
+	int status;
+	struct json_object *resp_headers; /* owned */
+	unsigned char *resp_body;         /* owned */
+	size_t resp_len;
+};
+
+struct job *job_create(struct tunneld *td, const char *app, enum job_origin origin,
+                       void *origin_conn, struct job_request *req);
+/* Sends the job to an allowed agent or answers it as resolve would refuse it. */
+void job_start(struct job *j);
+/* The agent answered: called by session.c with the parsed proxy_response. */
+void job_on_response(struct session *s, const char *request_id, int status,
+                     struct json_object *headers, const char *body_b64, size_t body_b64_len);
+/* The tunnel closed under its jobs: retried elsewhere when safe, else 502. */
+void job_on_session_closed(struct session *s);
+/* The client went away: forget the job. */
+void job_cancel(struct job *j);
+void job_destroy(struct job *j);
+/* Delivers the answer to the job's origin (control_http.c / proxy_http.c). */
+void control_http_job_done(struct job *j);
+void proxy_http_job_done(struct job *j);
+
+/* control_http.c, proxy_http.c */
+extern const struct lws_protocols tunneld_proxy_protocol;
+int control_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                          void *in, size_t len);
+
+/* store.c: database writes, batched and retried. */
+int store_create(struct tunneld *td, struct store **out);
+void store_destroy(struct store *st);
+/* Writes everything queued now (used at shutdown); returns 0 when the queue is empty. */
+int store_flush_now(struct store *st);
+void store_register(struct store *st, const struct session *s, int64_t now_ms);
+void store_attestation(struct store *st, const struct session *s, const char *status,
+                       int64_t now_ms);
+void store_health(struct store *st, const struct session *s, const char *status, int64_t now_ms);
+void store_connection(struct store *st, const struct session *s, bool connected, int64_t now_ms);
+void store_event(struct store *st, const char *agent_id, const char *type, const char *detail,
+                 int64_t now_ms);
+
+#endif
