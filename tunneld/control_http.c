@@ -374,9 +374,11 @@ int control_http_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return write_answer(c);
 	}
 	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		/* lws drops the per-connection data between keep-alive transactions too. */
 		conn_free(cd->http);
 		cd->http = NULL;
-		return 0;
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);
