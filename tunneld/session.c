@@ -274,7 +274,8 @@ static void on_attest_response(struct session *s, const struct tunnel_msg *m)
 		return;
 	}
 	int64_t now = now_ms();
-	if (s->state == SESSION_REGISTERED) {
+	bool first = s->state == SESSION_REGISTERED;
+	if (first) {
 		/* Checked again: another repository may have taken the name meanwhile. */
 		struct app_entry *e = route_find(td, s->app_name);
 		if (e && strcmp(e->repo, s->repo) != 0) {
@@ -282,7 +283,10 @@ static void on_attest_response(struct session *s, const struct tunnel_msg *m)
 			return;
 		}
 		route_add(td, s);
-		source_release(td, s->peer);
+		if (s->holds_source_slot) {
+			source_release(td, s->peer);
+			s->holds_source_slot = false;
+		}
 		lws_sul_cancel(&s->sul_register);
 		s->state = SESSION_ATTESTED;
 		log_info("agent %s (%s) attested for %s on %s", s->agent_id, s->peer, s->app_name,
@@ -292,16 +296,19 @@ static void on_attest_response(struct session *s, const struct tunnel_msg *m)
 	lws_sul_cancel(&s->sul_deadline);
 	s->sealed = v.sealed;
 	s->attestation_valid = true;
-	s->health_pass = true; /* it has just proved it is alive */
 	s->expires_at_ms = now + (int64_t)td->cfg.base.registration_ttl_days * 86400000;
 	/* Every successful attestation renews the registration, as in the original. */
 	store_register(td->store, s, now);
 	store_attestation(td->store, s, "valid", now);
-	store_health(td->store, s, "pass", now);
-	store_connection(td->store, s, true, now);
+	if (first) {
+		/* A new tunnel has just proved it is alive; later health is the heartbeats' to say. */
+		s->health_pass = true;
+		store_health(td->store, s, "pass", now);
+		store_connection(td->store, s, true, now);
+		schedule_secs(s, &s->sul_health, health_watchdog_cb, td->cfg.base.health_timeout_sec);
+	}
 	session_send_status(s, "ok", "attested", false);
 	schedule_secs(s, &s->sul_periodic, attest_periodic_cb, td->cfg.base.attest_interval_sec);
-	schedule_secs(s, &s->sul_health, health_watchdog_cb, td->cfg.base.health_timeout_sec);
 }
 
 static void on_health(struct session *s, const struct tunnel_msg *m)
@@ -371,7 +378,7 @@ static void session_destroy(struct session *s)
 		            "disconnect", now);
 	}
 	job_on_session_closed(s);
-	if (s->state != SESSION_ATTESTED)
+	if (s->holds_source_slot)
 		source_release(td, s->peer);
 	route_remove(td, s);
 	lws_sul_cancel(&s->sul_deadline);
@@ -491,19 +498,19 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 			s->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
 			return 0;
 		}
-		if (td->session_count > td->cfg.max_agents || source_acquire(td, s->peer) != 0) {
-			/* Counted as released when it closes; take a slot so the books balance. */
-			if (td->session_count <= td->cfg.max_agents)
-				log_warn("too many unattested sockets from %s; refusing one", s->peer);
-			else
+		bool over_total = td->session_count > td->cfg.max_agents;
+		if (over_total || source_acquire(td, s->peer) != 0) {
+			if (over_total)
 				log_warn("agent limit (%d) reached; refusing a socket from %s",
 				         td->cfg.max_agents, s->peer);
-			s->state = SESSION_ATTESTED; /* nothing to release for it */
+			else
+				log_warn("too many unattested sockets from %s; refusing one", s->peer);
 			session_send_status(s, "invalid", "too_many_connections", true);
 			s->state = SESSION_CLOSING;
 			s->close_code = 1013; /* try again later (RFC 6455 registry) */
 			return 0;
 		}
+		s->holds_source_slot = true;
 		schedule_secs(s, &s->sul_register, register_deadline_cb, td->cfg.register_timeout_sec);
 		return 0;
 	}

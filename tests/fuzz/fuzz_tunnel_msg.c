@@ -1,0 +1,109 @@
+/*
+ * fuzz_tunnel_msg.c - what ee-tunneld does with a websocket text frame from
+ * an agent before any state changes: tunnel_msg_parse (lib/tunnel_msg.c),
+ * then, by type, the verifier on an attest_response (lib/attest.c, test
+ * quotes allowed on sandbox-1), the canonical measurement digest, and
+ * strict base64 on a proxy_response body (lib/base64.c).
+ * Properties: no crash, no leak, no read past the frame; a parsed message
+ * has a known type and every string it exposes is NUL-terminated inside
+ * the parse; base64 that decodes re-encodes to the same text; the verifier
+ * never accepts a quote on forge-1 and always answers with a reason.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_TARGET "fuzz_tunnel_msg"
+#include "fuzz_support.h"
+
+#include "attest.h"
+#include "base64.h"
+#include "tunnel_msg.h"
+
+static struct verifier *verifier;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	struct verifier_options opts = {.test_quotes_on_sandbox = true};
+	struct ee_error err;
+	if (verifier_create(&opts, &verifier, &err) != 0)
+		abort();
+	return 0;
+}
+
+static void check_base64(const uint8_t *data, size_t size, const char *text, size_t len)
+{
+	unsigned char *raw = malloc(base64_decoded_max(len) + 1);
+	size_t n;
+	if (!raw)
+		return;
+	if (base64_decode(text, len, raw, &n) == 0) {
+		if (n > base64_decoded_max(len))
+			fuzz_fail("base64 decoded more than its bound", data, size);
+		char *again = malloc(base64_encoded_len(n) + 1);
+		if (again) {
+			base64_encode(raw, n, again);
+			if (strlen(again) != len || memcmp(again, text, len) != 0)
+				fuzz_fail("base64 that decodes does not re-encode to itself", data, size);
+			free(again);
+		}
+	}
+	free(raw);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *text;
+	if (!fuzz_input_copy(data, size, &text))
+		return 0;
+	struct tunnel_msg m;
+	struct ee_error err;
+	if (tunnel_msg_parse(text ? text : "", size, &m, &err) != 0) {
+		if (strcmp(err.reason, "invalid_json") != 0 && strcmp(err.reason, "unknown_message") != 0)
+			fuzz_fail("an unexpected parse reason", data, size);
+		free(text);
+		return 0;
+	}
+	if (strcmp(tunnel_msg_type_name(m.type), "unknown") == 0)
+		fuzz_fail("a parsed message of no known type", data, size);
+	const char *strings[] = {m.repo, m.release_tag, m.app_name, m.network, m.agent_id,
+	                         m.nonce, m.quote, m.report_data, m.status, m.state,
+	                         m.request_id, m.method, m.path, m.body_b64, m.reason};
+	size_t total = 0;
+	for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++)
+		total += strings[i] ? strlen(strings[i]) : 0;
+	(void)total;
+
+	if (m.type == TUNNEL_MSG_ATTEST_RESPONSE) {
+		static const char *const networks[] = {"sandbox-1", "forge-1"};
+		for (int i = 0; i < 2; i++) {
+			struct attest_evidence ev = {
+				.nonce_hex = m.nonce ? m.nonce : "00000000000000000000000000000000",
+				.quote_b64 = m.quote,
+				.quote_b64_len = m.quote_len,
+				.report_data_hex = m.report_data,
+				.measurements = m.measurements,
+				.network = networks[i],
+				.repo = "org/repo",
+				.release_tag = "v1",
+			};
+			struct attest_verdict v;
+			verifier_verify(verifier, &ev, &v);
+			if (!v.reason[0])
+				fuzz_fail("a verdict without a reason", data, size);
+			if (i == 1 && v.verified)
+				fuzz_fail("a test quote accepted on forge-1", data, size);
+		}
+		unsigned char digest[32];
+		attest_measurements_digest(m.measurements, digest, &err);
+	}
+	if (m.type == TUNNEL_MSG_PROXY_RESPONSE && m.body_b64)
+		check_base64(data, size, m.body_b64, m.body_b64_len);
+	if (m.quote)
+		check_base64(data, size, m.quote, m.quote_len);
+	tunnel_msg_free(&m);
+	free(text);
+	return 0;
+}
