@@ -152,3 +152,27 @@ DB_STMT(SQL_AGENTS_DISCONNECT_ALL,
 	" WHERE ws_connected != 0")
 
 /* clang-format on */
+
+/* clang-format off */
+
+/* collateral_cache, allowlist_cache (migration 0002): lib/pccs.c, lib/allowlist.c */
+DB_STMT(SQL_COLLATERAL_CACHE_GET,
+	"SELECT body, issuer_chain, next_update, fetched_at FROM collateral_cache WHERE item = ?1")
+DB_STMT(SQL_COLLATERAL_CACHE_PUT,
+	"INSERT INTO collateral_cache (item, body, issuer_chain, next_update, fetched_at)"
+	" VALUES (?1, ?2, ?3, ?4, ?5)"
+	" ON CONFLICT (item) DO UPDATE SET body = excluded.body,"
+	" issuer_chain = excluded.issuer_chain, next_update = excluded.next_update,"
+	" fetched_at = excluded.fetched_at")
+DB_STMT(SQL_ALLOWLIST_CACHE_GET,
+	"SELECT body, fetched_at, expires_at FROM allowlist_cache"
+	" WHERE repo = ?1 AND release_tag = ?2")
+DB_STMT(SQL_ALLOWLIST_CACHE_PUT,
+	"INSERT INTO allowlist_cache (repo, release_tag, body, fetched_at, expires_at)"
+	" VALUES (?1, ?2, ?3, ?4, ?5)"
+	" ON CONFLICT (repo, release_tag) DO UPDATE SET body = excluded.body,"
+	" fetched_at = excluded.fetched_at, expires_at = excluded.expires_at")
+DB_STMT(SQL_ALLOWLIST_CACHE_DELETE,
+	"DELETE FROM allowlist_cache WHERE repo = ?1 AND release_tag = ?2")
+
+/* clang-format on */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base64.h"
 #include "http_parser.h"
@@ -82,12 +83,18 @@ static void local_refusal(struct control_conn *c, int status, const char *key, c
 	local_answer(c, status, o);
 }
 
+/* 1xx, 204 and 304 answers have no body, whatever the agent sent. */
+static bool status_has_body(int status)
+{
+	return status >= 200 && status != 204 && status != 304;
+}
+
 void control_http_job_done(struct job *j)
 {
 	struct control_conn *c = j->origin_conn;
 	c->status = j->status;
 	c->out = j->resp_body;
-	c->out_len = j->resp_len;
+	c->out_len = status_has_body(j->status) ? j->resp_len : 0;
 	c->out_sent = 0;
 	lws_callback_on_writable(c->wsi);
 }
@@ -164,7 +171,8 @@ static int write_head(struct control_conn *c)
 	if (!have_type && add_header(c->wsi, "content-type",
 	                             c->job ? "application/octet-stream" : "application/json", &p, end))
 		return -1;
-	if (lws_add_http_header_content_length(c->wsi, c->out_len, &p, end))
+	if (status_has_body(c->status) &&
+	    lws_add_http_header_content_length(c->wsi, c->out_len, &p, end))
 		return -1;
 	if (lws_finalize_write_http_header(c->wsi, start, &p, end))
 		return -1;
@@ -211,9 +219,28 @@ static int write_answer(struct control_conn *c)
 	c->out = NULL;
 	c->head_sent = false;
 	buf_reset(&c->body);
-	if (lws_http_transaction_completed(c->wsi))
+	c->app[0] = '\0';
+	/* Completing the transaction may drop (and free) this connection's state: c is
+	 * not touched after it. */
+	struct lws *wsi = c->wsi;
+	if (lws_http_transaction_completed(wsi))
 		return -1;
 	return 0;
+}
+
+/* True when name is one of the comma-separated tokens of a Connection value. */
+static bool named_in(const char *connection, const char *name)
+{
+	size_t n = strlen(name);
+	for (const char *p = connection; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		size_t len = strcspn(p, ", \t");
+		if (len == n && strncasecmp(p, name, n) == 0)
+			return true;
+		p += len;
+	}
+	return false;
 }
 
 /* Parses the envelope and starts the job. */
@@ -257,6 +284,7 @@ static void start_proxy(struct control_conn *c)
 	for (size_t i = 0; ok && i < plen; i++)
 		ok = (unsigned char)path[i] > 0x20 && path[i] != 0x7f;
 	req.headers = json_object_new_object();
+	const char *connection = NULL;
 	if (ok && headers) {
 		json_object_object_foreach(headers, name, value) {
 			if (!value || !json_object_is_type(value, json_type_string) ||
@@ -264,16 +292,32 @@ static void start_proxy(struct control_conn *c)
 				ok = false;
 				break;
 			}
-			/* The agent's own Host is its backend's business, as in the original. */
-			if (strcasecmp(name, "host") == 0 || http_header_is_hop_by_hop(name, strlen(name)))
+			if (strcasecmp(name, "connection") == 0)
+				connection = json_object_get_string(value);
+		}
+	}
+	if (ok && headers) {
+		json_object_object_foreach(headers, name, value) {
+			/* The agent's own Host is its backend's business, as in the original;
+			 * hop-by-hop headers and routing metadata stop here. */
+			if (strcasecmp(name, "host") == 0 || strcasecmp(name, "x-ee-app") == 0 ||
+			    http_header_is_hop_by_hop(name, strlen(name)) || named_in(connection, name))
 				continue;
 			json_object_object_add(req.headers, name, json_object_get(value));
 		}
 	}
+	bool too_large = false;
 	if (ok && blen) {
 		req.body = malloc(base64_decoded_max(blen) + 1);
-		ok = req.body && base64_decode(body_b64, blen, req.body, &req.body_len) == 0 &&
-		     req.body_len <= (size_t)td->cfg.max_body_bytes;
+		ok = req.body && base64_decode(body_b64, blen, req.body, &req.body_len) == 0;
+		too_large = ok && req.body_len > (size_t)td->cfg.max_body_bytes;
+	}
+	if (too_large) {
+		free(req.body);
+		json_object_put(req.headers);
+		json_object_put(env);
+		local_refusal(c, 413, "reason", "body_too_large");
+		return;
 	}
 	if (ok) {
 		memcpy(req.method, method, mlen);
@@ -317,6 +361,8 @@ int control_http_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		if (!cd->http && !(cd->http = conn_new(wsi, td)))
 			return -1;
 		struct control_conn *c = cd->http;
+		if (c->job || c->local)
+			return -1; /* a request pipelined behind one not yet answered */
 		bool post = method_is(wsi, WSI_TOKEN_POST_URI), get = method_is(wsi, WSI_TOKEN_GET_URI);
 		if (strcmp(uri, "/health") == 0) {
 			if (!get) {
@@ -363,7 +409,12 @@ int control_http_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		if (!cd->http)
 			return -1;
-		if (cd->http->app[0])
+		/* The control listener takes one request at a time: a request pipelined
+		 * behind one still in flight closes the connection (use the proxy
+		 * listener, which pipelines, for that). */
+		if (cd->http->job)
+			return -1;
+		if (cd->http->app[0] && !cd->http->local)
 			start_proxy(cd->http);
 		return 0;
 

@@ -24,6 +24,8 @@
 #define PROXY_HEAD_TIMEOUT_SEC 10
 #define PROXY_BODY_TIMEOUT_SEC 60
 #define PROXY_IDLE_TIMEOUT_SEC 60
+/* The largest refused body read and dropped rather than cut off. */
+#define PROXY_MAX_DISCARD (64 * 1024 * 1024)
 /* Pipelined input held while a request is answered, beyond one head. */
 #define PROXY_MAX_BUFFERED (HTTP_MAX_HEAD_BYTES + 64 * 1024)
 
@@ -54,6 +56,7 @@ struct proxy_conn {
 	size_t out_sent;
 	bool close_after_write;
 	bool started;               /* bytes of a new request have arrived */
+	uint64_t discard_left;      /* bytes of a refused body still to read and drop */
 };
 
 static void conn_reset_request(struct proxy_conn *c)
@@ -114,9 +117,14 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 			}
 		}
 	}
+	/* 1xx, 204 and 304 answers have no body, whatever the agent sent. */
+	bool has_body = status >= 200 && status != 204 && status != 304;
+	if (!has_body)
+		body_len = 0;
 	if (!have_type && body_len)
 		buf_puts(&c->out, "Content-Type: application/octet-stream\r\n");
-	buf_printf(&c->out, "Content-Length: %zu\r\n", body_len);
+	if (has_body)
+		buf_printf(&c->out, "Content-Length: %zu\r\n", body_len);
 	if (c->close_after_write)
 		buf_puts(&c->out, "Connection: close\r\n");
 	buf_puts(&c->out, "\r\n");
@@ -299,6 +307,13 @@ static void process(struct proxy_conn *c)
 				return;
 			}
 			if (length > (uint64_t)c->td->cfg.max_body_bytes) {
+				/* Closing with the body unread would reset the connection and lose
+				 * the answer; a body of reasonable size is read and dropped first. */
+				if (length <= PROXY_MAX_DISCARD) {
+					size_t have = c->in.len < length ? c->in.len : (size_t)length;
+					c->discard_left = length - have;
+					consume(c, c->in.len);
+				}
 				answer_error(c, 413, "reason", "body_too_large", true);
 				return;
 			}
@@ -364,8 +379,11 @@ static int write_out(struct proxy_conn *c)
 			return 0;
 		}
 	}
-	if (c->close_after_write)
+	if (c->close_after_write) {
+		if (c->discard_left)
+			return 0; /* closed once the refused body has been read */
 		return -1;
+	}
 	/* Ready for the next request on this connection. */
 	buf_reset(&c->out);
 	c->out_sent = 0;
@@ -400,8 +418,15 @@ static int proxy_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		struct proxy_conn *c = *slot;
 		if (!c)
 			return -1;
-		if (c->state == PROXY_WRITING && c->close_after_write)
-			return 0; /* an answer that ends the connection is on its way */
+		if (c->state == PROXY_WRITING && c->close_after_write) {
+			/* An answer that ends the connection is on its way: drop what follows. */
+			if (c->discard_left) {
+				c->discard_left = len >= c->discard_left ? 0 : c->discard_left - len;
+				if (!c->discard_left && c->out_sent == c->out.len)
+					return -1;
+			}
+			return 0;
+		}
 		if (c->in.len + len > PROXY_MAX_BUFFERED && c->state != PROXY_BODY_LENGTH &&
 		    c->state != PROXY_BODY_CHUNKED) {
 			if (c->state == PROXY_HEAD)

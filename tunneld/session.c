@@ -216,6 +216,8 @@ static void on_register(struct session *s, const struct tunnel_msg *m)
 		if (o != s && o->state != SESSION_CONNECTED && !o->close_after_flush &&
 		    strcmp(o->agent_id, m->agent_id) == 0) {
 			log_info("agent %s reconnected from %s; closing its old tunnel", m->agent_id, s->peer);
+			o->replaced = true;
+			route_remove(td, o);
 			invalid(o, "replaced", true);
 		}
 	}
@@ -370,7 +372,8 @@ static void session_destroy(struct session *s)
 {
 	struct tunneld *td = s->td;
 	int64_t now = now_ms();
-	if (s->state != SESSION_CONNECTED && s->agent_id[0]) {
+	/* A replaced session's agent lives on in its newer tunnel: its state is not ours to write. */
+	if (s->state != SESSION_CONNECTED && s->agent_id[0] && !s->replaced) {
 		store_connection(td->store, s, false, now);
 		store_health(td->store, s, "fail", now);
 		/* A restart of the control plane is not the provider's miss. */

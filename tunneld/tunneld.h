@@ -83,6 +83,7 @@ struct session {
 	enum session_state state;
 	char peer[64];
 	bool holds_source_slot;         /* counted in its address's unattested sockets */
+	bool replaced;                  /* its agent_id lives on in a newer session */
 	char agent_id[EE_NODE_ID_MAX + 1];
 	char app_name[EE_APP_NAME_MAX + 1];
 	char repo[REGISTRY_REPO_MAX + 1];

@@ -1,0 +1,667 @@
+/*
+ * test_dcap_synthetic.c - DCAP verification (lib/dcap*.c) under a synthetic
+ * test root, as a development network would pin one: the fixture of
+ * tests/fuzz/dcap_fixture.h and the synthetic quotes of the fuzz seed
+ * corpus (tests/fuzz/corpus/quote/synthetic-*).  Because the fixture
+ * carries its TCB signing key, each case here re-signs a changed TCB info
+ * or QE identity and reaches a verdict that Intel's own samples never
+ * show: revoked PCK certificate, CA and TCB level, every status merge,
+ * module and QE identity mismatches, FMSPC / PCE-ID mismatches, and two
+ * pinned roots whose collateral must not be mixed.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include "../fuzz/dcap_fixture.h"
+#include "check.h"
+#include "dcap.h"
+#include "tdx_quote.h"
+#include "util.h"
+
+#define AT DCAP_FIXTURE_TIME
+
+struct blob {
+	unsigned char *data;
+	size_t len;
+};
+
+static bool read_file(const char *path, struct blob *out)
+{
+	out->data = NULL;
+	out->len = 0;
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		test_fail(__FILE__, __LINE__, "cannot open %s (run from the repository root)", path);
+		return false;
+	}
+	out->data = malloc(1 << 20);
+	if (out->data)
+		out->len = fread(out->data, 1, 1 << 20, f);
+	fclose(f);
+	return out->data != NULL;
+}
+
+static struct dcap_trust *dev_trust;
+static struct dcap_collateral base;
+static struct blob v4, v5_td10, v5_td15, v4_debug;
+
+/* ---- signing variants of the collateral ---- */
+
+static EVP_PKEY *signing_key(void)
+{
+	static EVP_PKEY *key;
+	if (!key) {
+		BIO *b = BIO_new_mem_buf(dcap_fixture_signing_key_pem, -1);
+		key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+		BIO_free(b);
+	}
+	return key;
+}
+
+static void sign_raw(const char *text, unsigned char sig[64])
+{
+	memset(sig, 0, 64);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char der[128];
+	size_t len = sizeof(der);
+	if (ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, signing_key()) == 1 &&
+	    EVP_DigestSign(ctx, der, &len, (const unsigned char *)text, strlen(text)) == 1) {
+		const unsigned char *p = der;
+		ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)len);
+		if (s) {
+			BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, 32);
+			BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + 32, 32);
+			ECDSA_SIG_free(s);
+		}
+	}
+	EVP_MD_CTX_free(ctx);
+}
+
+/* The value at a path like "tcbLevels/0/tcbStatus"'s parent, and the last key. */
+static struct json_object *parent_of(struct json_object *root, const char *path, char *last)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", path);
+	struct json_object *cur = root;
+	char *save = NULL, *part = strtok_r(buf, "/", &save);
+	while (part) {
+		char *next = strtok_r(NULL, "/", &save);
+		if (!next) {
+			snprintf(last, 64, "%s", part);
+			return cur;
+		}
+		if (json_object_is_type(cur, json_type_array))
+			cur = json_object_array_get_idx(cur, (size_t)atoi(part));
+		else if (!json_object_object_get_ex(cur, part, &cur))
+			return NULL;
+		part = next;
+	}
+	return NULL;
+}
+
+/* Sets (value) or deletes (NULL) the field at path. */
+static void set(struct json_object *root, const char *path, struct json_object *value)
+{
+	char last[64];
+	struct json_object *parent = parent_of(root, path, last);
+	if (!parent) {
+		test_fail(__FILE__, __LINE__, "no path %s", path);
+		json_object_put(value);
+		return;
+	}
+	if (json_object_is_type(parent, json_type_array))
+		json_object_array_put_idx(parent, (size_t)atoi(last), value);
+	else if (value)
+		json_object_object_add(parent, last, value);
+	else
+		json_object_object_del(parent, last);
+}
+
+static struct json_object *str(const char *s)
+{
+	return json_object_new_string(s);
+}
+
+/*
+ * A change to the collateral: edits to the TCB info and QE identity
+ * (re-signed), or other CRLs.  Cases fill what they change.
+ */
+struct variant {
+	void (*tcb)(struct json_object *t);
+	void (*qe)(struct json_object *q);
+	const char *root_crl_hex;
+	const char *pck_crl_hex;
+};
+
+/* Verifies quote under base changed by v; the result in *r, the reason returned. */
+static const char *verify_variant(const struct variant *v, const struct blob *quote, int64_t at,
+                                  struct dcap_result *r)
+{
+	static char reason[EE_REASON_MAX];
+	struct dcap_collateral c = base; /* borrowed pointers; only the replacements are freed */
+	char *tcb_text = NULL, *qe_text = NULL;
+	unsigned char *root_crl = NULL, *pck_crl = NULL;
+	if (v->tcb) {
+		struct json_object *t = json_tokener_parse(base.tcb_info);
+		v->tcb(t);
+		tcb_text = strdup(json_object_to_json_string_ext(t, JSON_C_TO_STRING_PLAIN |
+		                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(t);
+		c.tcb_info = tcb_text;
+		c.tcb_info_len = strlen(tcb_text);
+		sign_raw(tcb_text, c.tcb_info_signature);
+	}
+	if (v->qe) {
+		struct json_object *q = json_tokener_parse(base.qe_identity);
+		v->qe(q);
+		qe_text = strdup(json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN |
+		                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(q);
+		c.qe_identity = qe_text;
+		c.qe_identity_len = strlen(qe_text);
+		sign_raw(qe_text, c.qe_identity_signature);
+	}
+	const char *hex[2] = {v->root_crl_hex, v->pck_crl_hex};
+	unsigned char **der[2] = {&root_crl, &pck_crl};
+	unsigned char **field[2] = {&c.root_ca_crl, &c.pck_crl};
+	size_t *field_len[2] = {&c.root_ca_crl_len, &c.pck_crl_len};
+	for (int i = 0; i < 2; i++) {
+		if (!hex[i])
+			continue;
+		size_t n = strlen(hex[i]) / 2;
+		*der[i] = malloc(n);
+		if (*der[i] && util_hex_decode(hex[i], 2 * n, *der[i], n, field_len[i]) == 0)
+			*field[i] = *der[i];
+	}
+	struct ee_error err;
+	dcap_verify(dev_trust, &c, quote->data, quote->len, at, r, &err);
+	snprintf(reason, sizeof(reason), "%s", r->reason);
+	free(tcb_text);
+	free(qe_text);
+	free(root_crl);
+	free(pck_crl);
+	return reason;
+}
+
+static bool has_advisory(const struct dcap_result *r, const char *id)
+{
+	for (size_t i = 0; i < r->advisory_count; i++) {
+		if (strcmp(r->advisory_ids[i], id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---- cases ---- */
+
+static void test_fixture_verifies(void)
+{
+	struct dcap_result r;
+	struct ee_error err;
+	struct dcap_prepared *p;
+	test_case("synthetic: the collateral prepares under the development root");
+	CHECK(dcap_collateral_prepare(dev_trust, &base, &p, &err) == 0, "%s", err.reason);
+	if (test_case_failed())
+		return;
+	const struct blob *quotes[] = {&v4, &v5_td10, &v5_td15};
+	const char *names[] = {"v4", "v5 with a TDX 1.0 body", "v5 with a TDX 1.5 body"};
+	for (int i = 0; i < 3; i++) {
+		test_case("synthetic: the %s quote verifies, UpToDate", names[i]);
+		CHECK(dcap_verify_prepared(p, quotes[i]->data, quotes[i]->len, AT, &r, &err) == 0, "%s",
+		      r.reason);
+		CHECK_STR(r.tcb_status, "UpToDate");
+		CHECK_STR(r.module_status, "UpToDate");
+		CHECK(memcmp(r.fmspc, "\x00\x90\x6e\xd5\x00\x00", 6) == 0);
+	}
+	test_case("synthetic: a debug TD is refused after everything else holds");
+	CHECK(dcap_verify_prepared(p, v4_debug.data, v4_debug.len, AT, &r, &err) != 0);
+	CHECK_STR(r.reason, "debug_td");
+	CHECK(r.signatures_verified);
+	CHECK_STR(r.tcb_status, "UpToDate");
+
+	test_case("synthetic: the certificates' and CRLs' windows");
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 1546300800, &r, &err) != 0); /* 2019 */
+	CHECK_STR(r.reason, "pck_cert_not_yet_valid");
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 2367360000, &r, &err) != 0); /* 2045 */
+	CHECK_STR(r.reason, "pck_cert_expired");
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 2051222400, &r, &err) != 0); /* 2035 */
+	CHECK_STR(r.reason, "crl_expired");
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 1704067200, &r, &err) != 0); /* 2024 */
+	CHECK_STR(r.reason, "crl_not_yet_valid");
+	dcap_prepared_free(p);
+}
+
+static void tcb_revoked(struct json_object *t)
+{
+	set(t, "tcbLevels/0/tcbStatus", str("Revoked"));
+}
+
+static void tcb_sw_hardening(struct json_object *t)
+{
+	set(t, "tcbLevels/0/tcbStatus", str("SWHardeningNeeded"));
+	struct json_object *ids = json_object_new_array();
+	json_object_array_add(ids, str("INTEL-SA-00615"));
+	set(t, "tcbLevels/0/advisoryIDs", ids);
+}
+
+/* Platform ConfigurationNeeded, and the TD's module (isvsvn 7) falls to an OutOfDate level. */
+static void tcb_config_and_module_outdated(struct json_object *t)
+{
+	set(t, "tcbLevels/0/tcbStatus", str("ConfigurationNeeded"));
+	struct json_object *ids = json_object_new_array();
+	json_object_array_add(ids, str("INTEL-SA-00615"));
+	json_object_array_add(ids, str("INTEL-SA-01036"));
+	set(t, "tcbLevels/0/advisoryIDs", ids);
+	set(t, "tdxModuleIdentities/0/tcbLevels/0/tcb/isvsvn", json_object_new_int(8));
+}
+
+static void qe_outdated(struct json_object *q)
+{
+	set(q, "tcbLevels/0/tcb/isvsvn", json_object_new_int(8));
+	struct json_object *level = json_object_new_object();
+	struct json_object *tcb = json_object_new_object();
+	json_object_object_add(tcb, "isvsvn", json_object_new_int(2));
+	json_object_object_add(level, "tcb", tcb);
+	json_object_object_add(level, "tcbDate", str("2023-01-01T00:00:00Z"));
+	json_object_object_add(level, "tcbStatus", str("OutOfDate"));
+	struct json_object *ids = json_object_new_array();
+	json_object_array_add(ids, str("INTEL-SA-00999"));
+	json_object_object_add(level, "advisoryIDs", ids);
+	json_object_array_add(json_object_object_get(q, "tcbLevels"), level);
+}
+
+static void qe_revoked(struct json_object *q)
+{
+	set(q, "tcbLevels/0/tcbStatus", str("Revoked"));
+}
+
+static void test_statuses(void)
+{
+	struct dcap_result r;
+	struct variant v;
+	test_case("status: the platform's level Revoked -> tcb_revoked");
+	v = (struct variant){.tcb = tcb_revoked};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "tcb_revoked");
+	CHECK_STR(r.tcb_status, "Revoked");
+	CHECK(r.signatures_verified && !r.verified);
+
+	test_case("status: SWHardeningNeeded verifies; the policy is the caller's");
+	v = (struct variant){.tcb = tcb_sw_hardening};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "ok");
+	CHECK_STR(r.tcb_status, "SWHardeningNeeded");
+	CHECK_INT(r.advisory_count, 1);
+	CHECK(has_advisory(&r, "INTEL-SA-00615"));
+
+	test_case("status: ConfigurationNeeded + module OutOfDate -> OutOfDateConfigurationNeeded");
+	v = (struct variant){.tcb = tcb_config_and_module_outdated};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "ok");
+	CHECK_STR(r.platform_status, "ConfigurationNeeded");
+	CHECK_STR(r.module_status, "OutOfDate");
+	CHECK_STR(r.qe_status, "UpToDate");
+	CHECK_STR(r.tcb_status, "OutOfDateConfigurationNeeded");
+	/* The union: INTEL-SA-01036 is listed by both levels and counted once. */
+	CHECK_INT(r.advisory_count, 2);
+	CHECK(has_advisory(&r, "INTEL-SA-00615") && has_advisory(&r, "INTEL-SA-01036"));
+
+	test_case("status: the QE's level OutOfDate makes the whole OutOfDate");
+	v = (struct variant){.qe = qe_outdated};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "ok");
+	CHECK_STR(r.qe_status, "OutOfDate");
+	CHECK_STR(r.tcb_status, "OutOfDate");
+	CHECK(has_advisory(&r, "INTEL-SA-00999"));
+	CHECK(r.qe_tcb_date == 1672531200);
+
+	test_case("status: all three at once");
+	v = (struct variant){.tcb = tcb_config_and_module_outdated, .qe = qe_outdated};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "ok");
+	CHECK_STR(r.tcb_status, "OutOfDateConfigurationNeeded");
+	CHECK_INT(r.advisory_count, 3);
+
+	test_case("status: the QE's level Revoked -> tcb_revoked");
+	v = (struct variant){.qe = qe_revoked};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "tcb_revoked");
+	CHECK_STR(r.tcb_status, "Revoked");
+}
+
+static void fmspc_other(struct json_object *t)
+{
+	set(t, "fmspc", str("00906ED50001"));
+}
+static void pceid_other(struct json_object *t)
+{
+	set(t, "pceId", str("0100"));
+}
+static void levels_too_high(struct json_object *t)
+{
+	set(t, "tcbLevels/0/tcb/pcesvn", json_object_new_int(14));
+	set(t, "tcbLevels/1/tcb/tdxtcbcomponents/2/svn", json_object_new_int(4));
+}
+static void tdx_component_high(struct json_object *t)
+{
+	/* The UpToDate level wants TEE_TCB_SVN[2] >= 4 (the TD has 3): the OutOfDate one is met. */
+	set(t, "tcbLevels/0/tcb/tdxtcbcomponents/2/svn", json_object_new_int(4));
+}
+static void first_sgx_level_revoked_tdx_unmet(struct json_object *t)
+{
+	set(t, "tcbLevels/0/tcbStatus", str("Revoked"));
+	set(t, "tcbLevels/0/tcb/tdxtcbcomponents/2/svn", json_object_new_int(4));
+}
+static void module_signer_other(struct json_object *t)
+{
+	set(t, "tdxModuleIdentities/0/mrsigner", str("01000000000000000000000000000000000000000000"
+	                                             "0000000000000000000000000000000000000000000000000000"));
+}
+static void module_attributes_other(struct json_object *t)
+{
+	set(t, "tdxModuleIdentities/0/attributes", str("0000000000000001"));
+}
+static void module_unknown_version(struct json_object *t)
+{
+	set(t, "tdxModuleIdentities/0/id", str("TDX_02"));
+}
+static void module_levels_too_high(struct json_object *t)
+{
+	set(t, "tdxModuleIdentities/0/tcbLevels/0/tcb/isvsvn", json_object_new_int(9));
+	set(t, "tdxModuleIdentities/0/tcbLevels/1/tcb/isvsvn", json_object_new_int(8));
+}
+static void no_module_identities(struct json_object *t)
+{
+	set(t, "tdxModuleIdentities", NULL);
+}
+static void no_identities_signer_other(struct json_object *t)
+{
+	set(t, "tdxModuleIdentities", NULL);
+	set(t, "tdxModule/mrsigner", str("01000000000000000000000000000000000000000000"
+	                                 "0000000000000000000000000000000000000000000000000000"));
+}
+static void tcb_expired(struct json_object *t)
+{
+	set(t, "issueDate", str("2025-01-01T00:00:00Z"));
+	set(t, "nextUpdate", str("2026-01-01T00:00:00Z")); /* the fixture time itself */
+}
+static void tcb_unknown_status(struct json_object *t)
+{
+	set(t, "tcbLevels/1/tcbStatus", str("TDRelaunchAdvised"));
+}
+static void tcb_version_2(struct json_object *t)
+{
+	set(t, "version", json_object_new_int(2));
+}
+static void tcb_svn_256(struct json_object *t)
+{
+	set(t, "tcbLevels/1/tcb/sgxtcbcomponents/3/svn", json_object_new_int(256));
+}
+static void tcb_svn_string(struct json_object *t)
+{
+	set(t, "tcbLevels/1/tcb/sgxtcbcomponents/3/svn", str("2"));
+}
+static void tcb_15_components(struct json_object *t)
+{
+	struct json_object *parent = NULL;
+	char last[64];
+	parent = parent_of(t, "tcbLevels/0/tcb/tdxtcbcomponents/x", last);
+	if (parent)
+		json_object_array_del_idx(parent, 15, 1);
+}
+static void tcb_no_levels(struct json_object *t)
+{
+	set(t, "tcbLevels", json_object_new_array());
+}
+static void tcb_bad_fmspc(struct json_object *t)
+{
+	set(t, "fmspc", str("00906ED5000"));
+}
+static void tcb_long_advisory(struct json_object *t)
+{
+	struct json_object *ids = json_object_new_array();
+	json_object_array_add(ids, str("INTEL-SA-0000000000000000000000000000001"));
+	set(t, "tcbLevels/1/advisoryIDs", ids);
+}
+static void tcb_module_id_bad(struct json_object *t)
+{
+	set(t, "tdxModuleIdentities/0/id", str("TDX_1"));
+}
+static void tcb_dates_reversed(struct json_object *t)
+{
+	set(t, "nextUpdate", str("2024-01-01T00:00:00Z"));
+}
+static void tcb_type_1(struct json_object *t)
+{
+	set(t, "tcbType", json_object_new_int(1));
+}
+
+static void test_tcb_info_cases(void)
+{
+	struct dcap_result r;
+	static const struct {
+		const char *what;
+		void (*edit)(struct json_object *);
+		const char *want;
+	} cases[] = {
+		{"another FMSPC", fmspc_other, "fmspc_mismatch"},
+		{"another PCE-ID", pceid_other, "pceid_mismatch"},
+		{"every level above the platform", levels_too_high, "tcb_level_unknown"},
+		{"the first level wants a newer TDX component", tdx_component_high, "ok"},
+		{"the first SGX level Revoked, its TDX side unmet", first_sgx_level_revoked_tdx_unmet,
+		 "tcb_revoked"},
+		{"the module identity's MRSIGNER", module_signer_other, "tdx_module_mismatch"},
+		{"the module identity's attributes", module_attributes_other, "tdx_module_mismatch"},
+		{"no identity for module version 01", module_unknown_version, "tdx_module_mismatch"},
+		{"no module level for ISVSVN 7", module_levels_too_high, "tdx_module_tcb_unknown"},
+		{"no module identities: tdxModule decides", no_module_identities, "ok"},
+		{"no module identities, tdxModule's MRSIGNER differs", no_identities_signer_other,
+		 "tdx_module_mismatch"},
+		{"nextUpdate at the verification time", tcb_expired, "tcb_info_expired"},
+		{"a status Intel does not use", tcb_unknown_status, "tcb_info_invalid"},
+		{"version 2", tcb_version_2, "tcb_info_invalid"},
+		{"an SVN of 256", tcb_svn_256, "tcb_info_invalid"},
+		{"an SVN as a string", tcb_svn_string, "tcb_info_invalid"},
+		{"15 TDX components", tcb_15_components, "tcb_info_invalid"},
+		{"no levels", tcb_no_levels, "tcb_info_invalid"},
+		{"an FMSPC of 11 hex digits", tcb_bad_fmspc, "tcb_info_invalid"},
+		{"an advisory ID of 40 characters", tcb_long_advisory, "tcb_info_invalid"},
+		{"a module identity id TDX_1", tcb_module_id_bad, "tcb_info_invalid"},
+		{"nextUpdate before issueDate", tcb_dates_reversed, "tcb_info_invalid"},
+		{"tcbType 1", tcb_type_1, "tcb_info_invalid"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		test_case("TCB info: %s -> %s", cases[i].what, cases[i].want);
+		struct variant v = {.tcb = cases[i].edit};
+		CHECK_STR(verify_variant(&v, &v4, AT, &r), cases[i].want);
+	}
+	test_case("TCB info: the OutOfDate level met for a newer-TDX first level has its advisories");
+	struct variant v = {.tcb = tdx_component_high};
+	verify_variant(&v, &v4, AT, &r);
+	CHECK_STR(r.platform_status, "OutOfDate");
+	CHECK(has_advisory(&r, "INTEL-SA-00106") && has_advisory(&r, "INTEL-SA-00115"));
+	CHECK(r.platform_tcb_date == 1515024000); /* 2018-01-04 */
+}
+
+static void qe_signer_other(struct json_object *q)
+{
+	set(q, "mrsigner", str("DD" "DCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDC"));
+}
+static void qe_prod_other(struct json_object *q)
+{
+	set(q, "isvprodid", json_object_new_int(3));
+}
+static void qe_misc_other(struct json_object *q)
+{
+	set(q, "miscselect", str("01000000"));
+}
+static void qe_misc_masked(struct json_object *q)
+{
+	set(q, "miscselectMask", str("FEFFFFFF"));
+}
+static void qe_attr_other(struct json_object *q)
+{
+	set(q, "attributes", str("13000000000000000000000000000000"));
+}
+static void qe_attr_masked(struct json_object *q)
+{
+	/* The report's ATTRIBUTES are 15.. and 07..: with bit 2 of byte 0 masked out, 11 matches. */
+	set(q, "attributesMask", str("FBFFFFFFFFFFFFFF0000000000000000"));
+	set(q, "attributes", str("11000000000000000000000000000000"));
+}
+static void qe_levels_too_high(struct json_object *q)
+{
+	set(q, "tcbLevels/0/tcb/isvsvn", json_object_new_int(8));
+}
+static void qe_expired(struct json_object *q)
+{
+	set(q, "nextUpdate", str("2026-01-01T00:00:00Z"));
+}
+static void qe_version_1(struct json_object *q)
+{
+	set(q, "version", json_object_new_int(1));
+}
+static void qe_id_sgx(struct json_object *q)
+{
+	set(q, "id", str("QE"));
+}
+static void qe_prod_big(struct json_object *q)
+{
+	set(q, "isvprodid", json_object_new_int(65536));
+}
+
+static void test_qe_identity_cases(void)
+{
+	struct dcap_result r;
+	static const struct {
+		const char *what;
+		void (*edit)(struct json_object *);
+		const char *want;
+	} cases[] = {
+		{"another MRSIGNER", qe_signer_other, "qe_identity_mismatch"},
+		{"another ISVPRODID", qe_prod_other, "qe_identity_mismatch"},
+		{"another MISCSELECT", qe_misc_other, "qe_identity_mismatch"},
+		{"a narrower MISCSELECT mask", qe_misc_masked, "ok"},
+		{"another ATTRIBUTES", qe_attr_other, "qe_identity_mismatch"},
+		{"ATTRIBUTES 0x15 masked by 0xFB to the identity's 0x11", qe_attr_masked, "ok"},
+		{"no level for ISVSVN 7", qe_levels_too_high, "qe_tcb_unknown"},
+		{"nextUpdate at the verification time", qe_expired, "qe_identity_expired"},
+		{"version 1", qe_version_1, "qe_identity_invalid"},
+		{"the SGX QE's id", qe_id_sgx, "qe_identity_invalid"},
+		{"ISVPRODID 65536", qe_prod_big, "qe_identity_invalid"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		test_case("QE identity: %s -> %s", cases[i].what, cases[i].want);
+		struct variant v = {.qe = cases[i].edit};
+		CHECK_STR(verify_variant(&v, &v4, AT, &r), cases[i].want);
+	}
+}
+
+static void test_crls(void)
+{
+	struct dcap_result r;
+	struct variant v;
+	test_case("CRL: the PCK CRL lists the PCK certificate -> pck_revoked");
+	v = (struct variant){.pck_crl_hex = dcap_fixture_pck_crl_revoking_pck_hex};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "pck_revoked");
+	CHECK(!r.signatures_verified);
+	test_case("CRL: the root CA CRL lists the PCK CA -> pck_ca_revoked");
+	v = (struct variant){.root_crl_hex = dcap_fixture_root_crl_revoking_ca_hex};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "pck_ca_revoked");
+	test_case("CRL: the root CA CRL lists the TCB signing certificate");
+	v = (struct variant){.root_crl_hex = dcap_fixture_root_crl_revoking_signing_hex};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "tcb_signing_cert_revoked");
+	test_case("CRL: the two CRLs swapped -> crl_invalid");
+	v = (struct variant){.root_crl_hex = dcap_fixture_pck_crl_revoking_pck_hex,
+	                     .pck_crl_hex = dcap_fixture_root_crl_revoking_ca_hex};
+	CHECK_STR(verify_variant(&v, &v4, AT, &r), "crl_invalid");
+}
+
+static void test_two_roots(void)
+{
+	struct blob intel_root, intel_json, tdx;
+	struct ee_error err;
+	struct dcap_result r;
+	test_case("two roots: Intel's (from ../shared) and the development root");
+	if (!read_file("../shared/testdata/dcap/intel_sgx_root_ca.pem", &intel_root) ||
+	    !read_file("../shared/testdata/dcap/tdx_quote_collateral.json", &intel_json) ||
+	    !read_file("../shared/testdata/dcap/tdx_quote", &tdx))
+		return;
+	struct dcap_trust *both, *intel_only;
+	struct dcap_collateral intel_col;
+	struct dcap_prepared *intel_prep = NULL, *dev_prep = NULL, *p = NULL;
+	CHECK(dcap_trust_create(&both, &err) == 0 && dcap_trust_create(&intel_only, &err) == 0);
+	CHECK(dcap_trust_add_pem(both, (char *)intel_root.data, intel_root.len, &err) == 0);
+	CHECK(dcap_trust_add_pem(both, dcap_fixture_root_pem, strlen(dcap_fixture_root_pem), &err) == 0);
+	CHECK(dcap_trust_add_pem(intel_only, (char *)intel_root.data, intel_root.len, &err) == 0);
+	CHECK_INT(dcap_trust_count(both), 2);
+	CHECK(dcap_collateral_from_json((char *)intel_json.data, intel_json.len, &intel_col, &err) == 0);
+	CHECK(dcap_collateral_prepare(both, &intel_col, &intel_prep, &err) == 0, "%s", err.reason);
+	CHECK(dcap_collateral_prepare(both, &base, &dev_prep, &err) == 0, "%s", err.reason);
+	if (intel_prep && dev_prep) {
+		test_case("two roots: each quote verifies with its own collateral");
+		CHECK(dcap_verify_prepared(intel_prep, tdx.data, tdx.len, 1751624655, &r, &err) == 0, "%s",
+		      r.reason);
+		CHECK(dcap_verify_prepared(dev_prep, v4.data, v4.len, AT, &r, &err) == 0, "%s", r.reason);
+		test_case("two roots: a quote with the other root's collateral -> collateral_root_mismatch");
+		CHECK(dcap_verify_prepared(intel_prep, v4.data, v4.len, 1751624655, &r, &err) != 0);
+		CHECK_STR(r.reason, "collateral_root_mismatch");
+		CHECK(dcap_verify_prepared(dev_prep, tdx.data, tdx.len, AT, &r, &err) != 0);
+		CHECK_STR(r.reason, "collateral_root_mismatch");
+	}
+	test_case("Intel's root only: the development hierarchy is not trusted");
+	CHECK(dcap_collateral_prepare(intel_only, &base, &p, &err) != 0);
+	CHECK_STR(err.reason, "crl_invalid");
+	CHECK(dcap_verify(intel_only, &intel_col, v4.data, v4.len, 1751624655, &r, &err) != 0);
+	CHECK_STR(r.reason, "pck_chain_untrusted");
+
+	test_case("two roots: collateral whose parts hang from different roots is refused");
+	struct dcap_collateral mixed = base; /* borrowed */
+	mixed.tcb_info_issuer_chain = intel_col.tcb_info_issuer_chain;
+	mixed.tcb_info_issuer_chain_len = intel_col.tcb_info_issuer_chain_len;
+	CHECK(dcap_collateral_prepare(both, &mixed, &p, &err) != 0);
+	CHECK_STR(err.reason, "collateral_root_mismatch");
+
+	dcap_prepared_free(intel_prep);
+	dcap_prepared_free(dev_prep);
+	dcap_collateral_free(&intel_col);
+	dcap_trust_destroy(both);
+	dcap_trust_destroy(intel_only);
+	free(intel_root.data);
+	free(intel_json.data);
+	free(tdx.data);
+}
+
+int main(void)
+{
+	struct ee_error err;
+	test_case("fixture: the synthetic hierarchy and quotes load");
+	bool ok = read_file("tests/fuzz/corpus/quote/synthetic-v4", &v4) &&
+	          read_file("tests/fuzz/corpus/quote/synthetic-v5-td10", &v5_td10) &&
+	          read_file("tests/fuzz/corpus/quote/synthetic-v5-td15", &v5_td15) &&
+	          read_file("tests/fuzz/corpus/quote/synthetic-v4-debug", &v4_debug);
+	CHECK(ok);
+	CHECK(dcap_trust_create(&dev_trust, &err) == 0);
+	CHECK(dcap_trust_add_pem(dev_trust, dcap_fixture_root_pem, strlen(dcap_fixture_root_pem), &err) == 0,
+	      "%s", err.reason);
+	CHECK(dcap_collateral_from_json(dcap_fixture_collateral_json, strlen(dcap_fixture_collateral_json),
+	                                &base, &err) == 0, "%s", err.reason);
+	CHECK(signing_key() != NULL);
+	if (!test_case_failed()) {
+		test_fixture_verifies();
+		test_statuses();
+		test_tcb_info_cases();
+		test_qe_identity_cases();
+		test_crls();
+		test_two_roots();
+	}
+	EVP_PKEY_free(signing_key());
+	dcap_collateral_free(&base);
+	dcap_trust_destroy(dev_trust);
+	free(v4.data);
+	free(v5_td10.data);
+	free(v5_td15.data);
+	free(v4_debug.data);
+	return test_finish();
+}
