@@ -1,4 +1,4 @@
-/* attest.c - REPORTDATA binding and the interim verifier; see attest.h. */
+/* attest.c - the REPORTDATA binding of measurements and nonce; see attest.h. */
 #include "attest.h"
 
 #include <stdio.h>
@@ -7,13 +7,7 @@
 
 #include <openssl/evp.h>
 
-#include "registry.h"
-#include "testquote.h"
 #include "util.h"
-
-struct verifier {
-	struct verifier_options opts;
-};
 
 struct measurement_line {
 	const char *key;
@@ -109,63 +103,3 @@ int attest_expected_report_data(struct json_object *measurements, const char *no
 	return 0;
 }
 
-int verifier_create(const struct verifier_options *opts, struct verifier **out,
-                    struct ee_error *err)
-{
-	*out = calloc(1, sizeof(**out));
-	if (!*out)
-		return ee_fail(err, 503, "out_of_memory");
-	(*out)->opts = *opts;
-	return 0;
-}
-
-void verifier_destroy(struct verifier *v) { free(v); }
-
-static void verdict(struct attest_verdict *out, bool verified, bool sealed, const char *reason)
-{
-	out->verified = verified;
-	out->sealed = sealed;
-	snprintf(out->reason, sizeof(out->reason), "%s", reason);
-}
-
-void verifier_verify(struct verifier *v, const struct attest_evidence *ev,
-                     struct attest_verdict *out)
-{
-	struct ee_error err;
-	if (!ev->quote_b64 || ev->quote_b64_len == 0 || !ev->measurements ||
-	    !json_object_is_type(ev->measurements, json_type_object) ||
-	    json_object_object_length(ev->measurements) == 0)
-		return verdict(out, false, false, "missing_quote_or_measurements");
-	struct json_object *sealed_value = NULL;
-	bool sealed = json_object_object_get_ex(ev->measurements, "sealed", &sealed_value) &&
-	              json_object_is_type(sealed_value, json_type_boolean) &&
-	              json_object_get_boolean(sealed_value);
-
-	unsigned char expected[ATTEST_REPORT_DATA_LEN];
-	if (attest_expected_report_data(ev->measurements, ev->nonce_hex, expected, &err) != 0)
-		return verdict(out, false, sealed, err.reason);
-	if (registry_network_requires_sealed(ev->network) && !sealed)
-		return verdict(out, false, sealed, "sealed_required");
-
-	unsigned char claimed[ATTEST_REPORT_DATA_LEN];
-	size_t claimed_len = 0;
-	if (!ev->report_data_hex ||
-	    util_hex_decode(ev->report_data_hex, strlen(ev->report_data_hex), claimed,
-	                    sizeof(claimed), &claimed_len) != 0 ||
-	    claimed_len != ATTEST_REPORT_DATA_LEN ||
-	    memcmp(claimed, expected, ATTEST_REPORT_DATA_LEN) != 0)
-		return verdict(out, false, sealed, "report_data_mismatch");
-
-	if (!v->opts.test_quotes_on_sandbox || strcmp(ev->network, "sandbox-1") != 0)
-		return verdict(out, false, sealed, "dcap_unavailable");
-	unsigned char quoted[ATTEST_REPORT_DATA_LEN];
-	bool quoted_sealed;
-	if (testquote_parse(ev->quote_b64, ev->quote_b64_len, quoted, &quoted_sealed) != 0)
-		return verdict(out, false, sealed, "dcap_verification_failed");
-	/* The quote, not the agent's JSON, is what binds the nonce. */
-	if (memcmp(quoted, expected, ATTEST_REPORT_DATA_LEN) != 0)
-		return verdict(out, false, sealed, "report_data_mismatch");
-	if (quoted_sealed != sealed)
-		return verdict(out, false, sealed, "sealed_mismatch");
-	verdict(out, true, sealed, "ok");
-}

@@ -12,10 +12,7 @@
  * booleans as true/false, integers in decimal).  docs/PROTOCOL.md has the
  * same rule for agent authors.
  *
- * A verifier decides one attestation.  Until the DCAP verifier exists, the
- * only quotes any verifier accepts are test quotes (testquote.h), and only
- * on the development network (sandbox-1) when EE_TEST_VERIFIER=1: on
- * forge-1 every attestation is refused ("dcap_unavailable").
+ * verifier.h decides a whole attestation with these.
  */
 #ifndef EE_ATTEST_H
 #define EE_ATTEST_H
@@ -39,36 +36,5 @@ int attest_measurements_digest(struct json_object *measurements, unsigned char o
 /* The REPORTDATA an agent must produce for these measurements and this nonce. */
 int attest_expected_report_data(struct json_object *measurements, const char *nonce_hex,
                                 unsigned char out[ATTEST_REPORT_DATA_LEN], struct ee_error *err);
-
-/* What the agent sent in attest_response, with the context it is judged in. */
-struct attest_evidence {
-	const char *nonce_hex;        /* the nonce the control plane issued */
-	const char *quote_b64;        /* NULL if absent */
-	size_t quote_b64_len;
-	const char *report_data_hex;  /* NULL if absent */
-	struct json_object *measurements; /* NULL if absent */
-	const char *network;
-	const char *repo;
-	const char *release_tag;
-};
-
-struct attest_verdict {
-	bool verified;
-	bool sealed;
-	char reason[EE_REASON_MAX]; /* "ok", or why not: the original's reasons */
-};
-
-struct verifier_options {
-	bool test_quotes_on_sandbox; /* EE_TEST_VERIFIER: accept test quotes on sandbox-1 */
-};
-
-struct verifier;
-
-int verifier_create(const struct verifier_options *opts, struct verifier **out,
-                    struct ee_error *err);
-void verifier_destroy(struct verifier *v);
-/* Decides one attestation; never fails to answer. */
-void verifier_verify(struct verifier *v, const struct attest_evidence *ev,
-                     struct attest_verdict *out);
 
 #endif

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "log.h"
 #include "timeutil.h"
 #include "tunneld.h"
@@ -51,7 +53,12 @@ int tunneld_config_load(struct tunneld_config *cfg, struct ee_error *err)
 	               config_get_int("EE_MAX_AGENTS", TD_DEFAULT_MAX_AGENTS, 1, 1000000,
 	                              &cfg->max_agents, err) ||
 	               config_get_int("EE_DRAIN_TIMEOUT_SEC", TD_DEFAULT_DRAIN_SEC, 0, 3600,
-	                              &cfg->drain_sec, err)
+	                              &cfg->drain_sec, err) ||
+	               config_get_int("EE_VERIFY_THREADS", TD_DEFAULT_VERIFY_THREADS, 1, 64,
+	                              &cfg->verify_threads, err) ||
+	               config_get_int("EE_VERIFY_QUEUE", TD_DEFAULT_VERIFY_QUEUE, 1, 1000000,
+	                              &cfg->verify_queue, err) ||
+	               verifier_options_from_env(&cfg->verifier, err)
 	           ? -1
 	           : 0;
 }
@@ -140,6 +147,8 @@ int main(int argc, char **argv)
 	ee_log_init("ee-tunneld", EE_LOG_INFO);
 	static struct tunneld td;
 	struct ee_error err;
+	/* libcurl's global state must exist before any verifier thread uses it. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (tunneld_config_load(&td.cfg, &err) != 0) {
 		log_error("configuration: %s", err.reason);
 		return 2;
@@ -166,9 +175,8 @@ int main(int argc, char **argv)
 		log_error("cannot mark agents disconnected: %s", err.reason);
 		return 1;
 	}
-	struct verifier_options vopts = {.test_quotes_on_sandbox = td.cfg.test_verifier};
-	if (verifier_create(&vopts, &td.verifier, &err) != 0 || store_create(&td, &td.store) != 0) {
-		log_error("cannot start: %s", err.reason);
+	if (store_create(&td, &td.store) != 0) {
+		log_error("cannot start: out of memory");
 		return 1;
 	}
 	if (td.cfg.test_verifier)
@@ -197,6 +205,11 @@ int main(int argc, char **argv)
 		lws_context_destroy(td.context);
 		return 1;
 	}
+	if (verify_pool_start(&td, &td.cfg.verifier, td.cfg.verify_threads, &td.verify_pool) != 0) {
+		log_error("cannot start the verifier threads");
+		lws_context_destroy(td.context);
+		return 1;
+	}
 	signal_context = td.context;
 	struct sigaction sa = {0};
 	sa.sa_handler = on_signal;
@@ -213,7 +226,10 @@ int main(int argc, char **argv)
 			begin_drain(&td);
 	}
 
-	/* Closing the context closes whatever is left; their state is queued, then written. */
+	/* The workers go first (they wake the loop); then closing the context closes
+	 * whatever is left, whose state is queued and then written. */
+	verify_pool_stop(td.verify_pool);
+	td.verify_pool = NULL;
 	lws_context_destroy(td.context);
 	td.context = NULL;
 	signal_context = NULL;
@@ -224,8 +240,8 @@ int main(int argc, char **argv)
 	else if (db_in_transaction(td.db))
 		db_rollback(td.db);
 	store_destroy(td.store);
-	verifier_destroy(td.verifier);
 	db_close(td.db);
+	curl_global_cleanup();
 	config_free(&td.cfg.base);
 	log_info("stopped");
 	return 0;

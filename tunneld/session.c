@@ -98,7 +98,7 @@ static void schedule_secs(struct session *s, lws_sorted_usec_list_t *sul, sul_cb
 
 static void send_attest_request(struct session *s, const char *reason)
 {
-	if (s->attesting || s->close_after_flush)
+	if (s->attesting || s->verifying || s->close_after_flush)
 		return;
 	if (util_random_hex(s->nonce, ATTEST_NONCE_HEX_LEN / 2) != 0) {
 		log_error("no entropy for a nonce; closing agent %s", s->agent_id);
@@ -239,7 +239,7 @@ static void on_register(struct session *s, const struct tunnel_msg *m)
 static void on_attest_response(struct session *s, const struct tunnel_msg *m)
 {
 	struct tunneld *td = s->td;
-	if (!s->attesting) {
+	if (!s->attesting || s->verifying) {
 		invalid(s, "unexpected_attestation", false);
 		return;
 	}
@@ -256,23 +256,58 @@ static void on_attest_response(struct session *s, const struct tunnel_msg *m)
 		invalid(s, "attestation_timeout", true);
 		return;
 	}
-	struct attest_evidence ev = {
-		.nonce_hex = s->nonce,
-		.quote_b64 = m->quote,
-		.quote_b64_len = m->quote_len,
-		.report_data_hex = m->report_data,
-		.measurements = m->measurements,
-		.network = s->network,
-		.repo = s->repo,
-		.release_tag = s->release_tag,
-	};
-	struct attest_verdict v;
-	verifier_verify(td->verifier, &ev, &v);
 	/* The nonce is used once, whatever the verdict. */
+	s->attesting = false;
+	lws_sul_cancel(&s->sul_deadline);
+	struct verify_request *r = calloc(1, sizeof(*r));
+	struct json_object *measurements = m->measurements;
+	if (r) {
+		r->session_id = s->id;
+		memcpy(r->nonce, s->nonce, sizeof(r->nonce));
+		snprintf(r->network, sizeof(r->network), "%s", s->network);
+		snprintf(r->repo, sizeof(r->repo), "%s", s->repo);
+		snprintf(r->release_tag, sizeof(r->release_tag), "%s", s->release_tag);
+		r->quote_b64 = m->quote ? strndup(m->quote, m->quote_len) : NULL;
+		r->report_data_hex = m->report_data ? strdup(m->report_data) : NULL;
+		r->measurements_json =
+			measurements ? strdup(json_object_to_json_string_ext(measurements, JSON_C_TO_STRING_PLAIN))
+			             : NULL;
+	}
 	memset(s->nonce, 0, sizeof(s->nonce));
-	if (!v.verified) {
-		s->sealed = v.sealed;
-		attestation_failed(s, v.reason, v.reason);
+	if (!r || (m->quote && !r->quote_b64) || verify_pool_submit(td->verify_pool, r) != 0) {
+		verify_request_free(r);
+		log_warn("the verifier is saturated; agent %s must try again later", s->agent_id);
+		invalid(s, "verifier_busy", true);
+		s->close_code = 1013; /* try again later */
+		return;
+	}
+	s->verifying = true;
+}
+
+/* A verdict came back from the verifier threads. */
+void session_on_verdict(struct tunneld *td, uint64_t session_id, const struct attest_verdict *v)
+{
+	struct session *s = td->sessions;
+	while (s && s->id != session_id)
+		s = s->all_next;
+	if (!s || !s->verifying || s->close_after_flush)
+		return; /* the socket has gone meanwhile */
+	s->verifying = false;
+	if (!v->verified) {
+		if (v->unavailable) {
+			/* Our collateral or allowlist could not be had: not the agent's miss. */
+			log_warn("agent %s (%s) for %s: attestation could not be decided: %s", s->agent_id,
+			         s->peer, s->app_name, v->reason);
+			if (s->state == SESSION_ATTESTED) {
+				/* Keep the last good attestation; ask again soon. */
+				schedule_secs(s, &s->sul_periodic, attest_periodic_cb, TD_RETRY_ATTEST_SEC);
+				return;
+			}
+			invalid(s, v->reason, true);
+			return;
+		}
+		s->sealed = v->sealed;
+		attestation_failed(s, v->reason, v->reason);
 		return;
 	}
 	int64_t now = now_ms();
@@ -294,9 +329,7 @@ static void on_attest_response(struct session *s, const struct tunnel_msg *m)
 		log_info("agent %s (%s) attested for %s on %s", s->agent_id, s->peer, s->app_name,
 		         s->network);
 	}
-	s->attesting = false;
-	lws_sul_cancel(&s->sul_deadline);
-	s->sealed = v.sealed;
+	s->sealed = v->sealed;
 	s->attestation_valid = true;
 	s->expires_at_ms = now + (int64_t)td->cfg.base.registration_ttl_days * 86400000;
 	/* Every successful attestation renews the registration, as in the original. */
@@ -358,6 +391,7 @@ static struct session *session_create(struct tunneld *td, struct lws *wsi)
 		return NULL;
 	s->td = td;
 	s->wsi = wsi;
+	s->id = ++td->next_session_id;
 	buf_init(&s->rx);
 	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
 	s->all_next = td->sessions;
@@ -486,6 +520,12 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 	struct conn_data *cd = user;
 	struct tunneld *td = lws_context_user(lws_get_context(wsi));
 	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* A verifier thread finished something. */
+		if (td->verify_pool)
+			verify_pool_collect(td->verify_pool);
+		return 0;
+
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* Websockets only at /v1/tunnel. */
 		return path_is_tunnel(wsi) ? 0 : -1;

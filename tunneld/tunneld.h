@@ -25,6 +25,7 @@
 #include <libwebsockets.h>
 
 #include "attest.h"
+#include "verifier.h"
 #include "config.h"
 #include "db.h"
 #include "registry.h"
@@ -39,6 +40,9 @@
 #define TD_DEFAULT_REGISTER_TIMEOUT_SEC 30              /* EE_REGISTER_TIMEOUT_SEC */
 #define TD_DEFAULT_MAX_AGENTS 20000                     /* EE_MAX_AGENTS */
 #define TD_DEFAULT_DRAIN_SEC 10                         /* EE_DRAIN_TIMEOUT_SEC */
+#define TD_DEFAULT_VERIFY_THREADS 2                     /* EE_VERIFY_THREADS */
+#define TD_DEFAULT_VERIFY_QUEUE 4096                    /* EE_VERIFY_QUEUE */
+#define TD_RETRY_ATTEST_SEC 60 /* an undecidable periodic attestation is asked again after this */
 #define TD_WRITE_CHUNK (64 * 1024) /* bytes written per writeable callback */
 #define TD_REQUEST_ID_LEN 24       /* hex characters */
 #define TD_APP_BUCKETS 4096
@@ -54,6 +58,9 @@ struct tunneld_config {
 	int register_timeout_sec;
 	int max_agents;
 	int drain_sec;
+	int verify_threads;
+	int verify_queue;
+	struct verifier_options verifier;
 };
 
 int tunneld_config_load(struct tunneld_config *cfg, struct ee_error *err);
@@ -80,6 +87,8 @@ enum session_state {
 struct session {
 	struct tunneld *td;
 	struct lws *wsi;
+	uint64_t id;                    /* never reused: verdicts find their session by it */
+	bool verifying;                 /* an attestation is with the verifier threads */
 	enum session_state state;
 	char peer[64];
 	bool holds_source_slot;         /* counted in its address's unattested sockets */
@@ -135,6 +144,21 @@ struct source_count {
 };
 
 struct store;
+struct verify_pool;
+
+/* One attestation on its way through the verifier threads. */
+struct verify_request {
+	struct verify_request *next;
+	uint64_t session_id;
+	char nonce[ATTEST_NONCE_HEX_LEN + 1];
+	char network[REGISTRY_NETWORK_MAX + 1];
+	char repo[REGISTRY_REPO_MAX + 1];
+	char release_tag[REGISTRY_TAG_MAX + 1];
+	char *quote_b64;
+	char *report_data_hex;
+	char *measurements_json;
+	struct attest_verdict verdict; /* filled by the worker */
+};
 
 struct tunneld {
 	struct tunneld_config cfg;
@@ -143,7 +167,8 @@ struct tunneld {
 	struct lws_vhost *control_vhost, *proxy_vhost;
 	struct ee_db *db;
 	struct store *store;
-	struct verifier *verifier;
+	struct verify_pool *verify_pool;
+	uint64_t next_session_id;
 	struct session *sessions;
 	int session_count;
 	struct app_entry *apps[TD_APP_BUCKETS];
@@ -167,6 +192,18 @@ void session_queue_json(struct session *s, struct json_object *msg);
 void session_send_status(struct session *s, const char *state, const char *reason, bool close);
 bool session_allowed(const struct session *s, int64_t now_ms);
 void session_close_all(struct tunneld *td);
+
+void session_on_verdict(struct tunneld *td, uint64_t session_id, const struct attest_verdict *v);
+
+/* verify_pool.c */
+int verify_pool_start(struct tunneld *td, const struct verifier_options *opts, int threads,
+                      struct verify_pool **out);
+/* -1 when the queue is full (EE_VERIFY_QUEUE) or stopping; the caller keeps r then. */
+int verify_pool_submit(struct verify_pool *pool, struct verify_request *r);
+/* Hands finished verdicts to their sessions; called on the loop when woken. */
+void verify_pool_collect(struct verify_pool *pool);
+void verify_pool_stop(struct verify_pool *pool);
+void verify_request_free(struct verify_request *r);
 
 /* route.c */
 struct app_entry *route_find(struct tunneld *td, const char *app);

@@ -17,6 +17,7 @@
 #include "fuzz_support.h"
 
 #include "attest.h"
+#include "verifier.h"
 #include "base64.h"
 #include "tunnel_msg.h"
 
@@ -26,9 +27,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	struct verifier_options opts = {.test_quotes_on_sandbox = true};
+	struct verifier_options opts;
+	verifier_options_default(&opts);
+	opts.test_quotes_on_sandbox = true;
 	struct ee_error err;
-	if (verifier_create(&opts, &verifier, &err) != 0)
+	if (verifier_create(&opts, NULL, &verifier, &err) != 0)
 		abort();
 	return 0;
 }

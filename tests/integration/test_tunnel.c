@@ -366,11 +366,11 @@ static void test_attestation_failures(void)
 	}
 	agent_drop(a);
 
-	test_case("a sealed agent on forge-1 with a test quote: dcap_unavailable");
+	test_case("a sealed agent on forge-1 with a test quote: not_a_tdx_quote (forge-1 takes DCAP only)");
 	a = direct("forge-sealed", "org/forge-sealed", "agent-fs", NULL);
 	if (a && agent_register(a, nonce, WAIT_MS) == 0) {
 		CHECK_INT(agent_attest(a, nonce, true, WAIT_MS), -1);
-		CHECK_STR(agent_last_reason(a), "dcap_unavailable");
+		CHECK_STR(agent_last_reason(a), "not_a_tdx_quote");
 	}
 	agent_drop(a);
 
