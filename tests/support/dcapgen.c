@@ -20,6 +20,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -457,6 +458,74 @@ static EVP_PKEY *new_key(void)
 	return k;
 }
 
+/* SHA-256(seed "/" kind "/" label): the material of every seeded key and serial. */
+static int seed_digest(const char *seed, const char *kind, const char *label,
+                       unsigned char out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	         EVP_DigestUpdate(md, seed, strlen(seed)) == 1 &&
+	         EVP_DigestUpdate(md, "/", 1) == 1 &&
+	         EVP_DigestUpdate(md, kind, strlen(kind)) == 1 &&
+	         EVP_DigestUpdate(md, "/", 1) == 1 &&
+	         EVP_DigestUpdate(md, label, strlen(label)) == 1 &&
+	         EVP_DigestFinal_ex(md, out, &len) == 1 && len == 32;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : fail("cannot hash the key seed");
+}
+
+/*
+ * The P-256 key of label under seed: d = digest mod (n - 1) + 1, never 0
+ * and always below the order n; the public point is computed here because
+ * OpenSSL 3.0 does not derive it when a key is imported.
+ */
+static EVP_PKEY *seeded_key(const char *seed, const char *label)
+{
+	unsigned char digest[32], point[65];
+	EC_GROUP *group = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	BN_CTX *bn = BN_CTX_new();
+	BIGNUM *d = BN_new(), *order = NULL;
+	EC_POINT *pub = group ? EC_POINT_new(group) : NULL;
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *k = NULL;
+	int ok = group && bn && d && pub && bld && ctx && seed_digest(seed, "key", label, digest) == 0 &&
+	         (order = BN_dup(EC_GROUP_get0_order(group))) != NULL && BN_sub_word(order, 1) &&
+	         BN_bin2bn(digest, sizeof(digest), d) && BN_mod(d, d, order, bn) &&
+	         BN_add_word(d, 1) && EC_POINT_mul(group, pub, d, NULL, NULL, bn) &&
+	         EC_POINT_point2oct(group, pub, POINT_CONVERSION_UNCOMPRESSED, point, sizeof(point),
+	                            bn) == sizeof(point) &&
+	         OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) &&
+	         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d) &&
+	         OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
+	                                          sizeof(point)) &&
+	         (params = OSSL_PARAM_BLD_to_param(bld)) != NULL && EVP_PKEY_fromdata_init(ctx) == 1 &&
+	         EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_KEYPAIR, params) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EC_POINT_free(pub);
+	BN_clear_free(d);
+	BN_free(order);
+	BN_CTX_free(bn);
+	EC_GROUP_free(group);
+	OPENSSL_cleanse(digest, sizeof(digest));
+	if (!ok) {
+		EVP_PKEY_free(k);
+		fail("cannot derive the key %s from the seed", label);
+		return NULL;
+	}
+	return k;
+}
+
+/* A key of the hierarchy: derived from the seed when there is one, else fresh. */
+static EVP_PKEY *role_key(const char *seed, const char *label)
+{
+	return seed ? seeded_key(seed, label) : new_key();
+}
+
 static int public_key_xy(EVP_PKEY *k, unsigned char out[DCAPGEN_PUBKEY_LEN])
 {
 	unsigned char point[65];
@@ -520,14 +589,14 @@ static X509_NAME *make_name(const char *cn)
 	return n;
 }
 
-/* A positive random serial of 20 bytes, as Intel's. */
-static ASN1_INTEGER *random_serial(void)
+/* A positive serial of 20 bytes, as Intel's: random, or from the seed for label. */
+static ASN1_INTEGER *new_serial(const char *seed, const char *label)
 {
-	unsigned char b[SERIAL_LEN];
-	if (util_random_bytes(b, sizeof(b)) < 0)
+	unsigned char b[32];
+	if (seed ? seed_digest(seed, "serial", label, b) < 0 : util_random_bytes(b, SERIAL_LEN) < 0)
 		return NULL;
 	b[0] = (unsigned char)((b[0] & 0x7F) | 0x01);
-	BIGNUM *bn = BN_bin2bn(b, sizeof(b), NULL);
+	BIGNUM *bn = BN_bin2bn(b, SERIAL_LEN, NULL);
 	ASN1_INTEGER *i = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
 	BN_free(bn);
 	return i;
@@ -602,17 +671,19 @@ struct cert_spec {
 	X509 *issuer;              /* NULL: self-signed */
 	EVP_PKEY *issuer_key;
 	const struct dcapgen_cert_options *opt;
-	const ASN1_INTEGER *serial; /* NULL: a random one */
+	const ASN1_INTEGER *serial; /* NULL: a new one (new_serial of seed and label) */
 	int pathlen;               /* -1: not a CA */
 	const char *crl_url;
 	const struct dcapgen_platform *sgx; /* PCK leaf only */
+	const char *seed;          /* options.key_seed */
+	const char *label;         /* the role, for a seeded serial */
 };
 
 static X509 *make_cert(const struct cert_spec *s)
 {
 	X509 *x = X509_new();
 	X509_NAME *subject = make_name(s->cn);
-	ASN1_INTEGER *serial = s->serial ? ASN1_INTEGER_dup(s->serial) : random_serial();
+	ASN1_INTEGER *serial = s->serial ? ASN1_INTEGER_dup(s->serial) : new_serial(s->seed, s->label);
 	EVP_PKEY *stray = NULL;
 	char value[160];
 	int ok = x && subject && serial && X509_set_version(x, 2) &&
@@ -673,9 +744,13 @@ static int crl_add_revoked(X509_CRL *crl, const ASN1_INTEGER *serial, time_t whe
 	return 0;
 }
 
-/* A v2 CRL of issuer listing revoked[] and opt->extra_revoked random serials. */
+/*
+ * A v2 CRL of issuer listing revoked[] and opt->extra_revoked other serials
+ * (random, or from seed and "label/i").
+ */
 static X509_CRL *make_crl(X509 *issuer, EVP_PKEY *issuer_key, const struct dcapgen_crl_options *opt,
-                          X509 *const revoked[], size_t n_revoked)
+                          X509 *const revoked[], size_t n_revoked, const char *seed,
+                          const char *label)
 {
 	X509_CRL *crl = X509_CRL_new();
 	ASN1_TIME *this_update = ASN1_TIME_set(NULL, opt->this_update);
@@ -694,7 +769,9 @@ static X509_CRL *make_crl(X509 *issuer, EVP_PKEY *issuer_key, const struct dcapg
 	for (size_t i = 0; ok && i < n_revoked; i++)
 		ok = crl_add_revoked(crl, X509_get0_serialNumber(revoked[i]), opt->this_update) == 0;
 	for (unsigned i = 0; ok && i < opt->extra_revoked; i++) {
-		ASN1_INTEGER *serial = random_serial();
+		char extra[64];
+		snprintf(extra, sizeof(extra), "%s/%u", label, i);
+		ASN1_INTEGER *serial = new_serial(seed, extra);
 		ok = serial && crl_add_revoked(crl, serial, opt->this_update - (time_t)i * DAY) == 0;
 		ASN1_INTEGER_free(serial);
 	}
@@ -907,6 +984,7 @@ int dcapgen_create(const struct dcapgen_options *opts, struct dcapgen **out)
 	else
 		dcapgen_defaults(&g->o);
 	const struct dcapgen_options *o = &g->o;
+	const char *seed = o->key_seed;
 	bool rogue = o->pck_chain_rogue_root || o->tcb_chain_rogue_root;
 	const char *ca_cn = o->platform.processor_ca ? PROCESSOR_CA_CN : PLATFORM_CA_CN;
 	char leaf_crl_url[160];
@@ -923,17 +1001,17 @@ int dcapgen_create(const struct dcapgen_options *opts, struct dcapgen **out)
 		if (load_root(g, o->root_key_pem, o->root_cert_pem) < 0)
 			goto fail;
 	} else {
-		if (!(g->root_key = new_key()))
+		if (!(g->root_key = role_key(seed, "root")))
 			goto fail;
 		struct cert_spec root = { ROOT_CN, g->root_key, NULL, NULL, &o->root, NULL, 1,
-		                          "URI:" ROOT_CRL_URL, NULL };
+		                          "URI:" ROOT_CRL_URL, NULL, seed, "root" };
 		if (!(g->root = make_cert(&root)))
 			goto fail;
 	}
 	if (rogue) {
 		struct cert_spec spec = { ROOT_CN, NULL, NULL, NULL, &o->root, NULL, 1,
-		                          "URI:" ROOT_CRL_URL, NULL };
-		if (!(g->rogue_key = new_key()))
+		                          "URI:" ROOT_CRL_URL, NULL, seed, "rogue-root" };
+		if (!(g->rogue_key = role_key(seed, "rogue-root")))
 			goto fail;
 		spec.key = g->rogue_key;
 		if (!(g->rogue = make_cert(&spec)))
@@ -942,27 +1020,29 @@ int dcapgen_create(const struct dcapgen_options *opts, struct dcapgen **out)
 	X509 *tcb_root = o->tcb_chain_rogue_root ? g->rogue : g->root;
 	EVP_PKEY *tcb_root_key = o->tcb_chain_rogue_root ? g->rogue_key : g->root_key;
 
-	if (!(g->ca_key = new_key()) || !(g->leaf_key = new_key()) || !(g->tcb_key = new_key()) ||
-	    !(g->att_key = new_key()))
+	if (!(g->ca_key = role_key(seed, "pck-ca")) || !(g->leaf_key = role_key(seed, "pck-leaf")) ||
+	    !(g->tcb_key = role_key(seed, "tcb-signer")) ||
+	    !(g->att_key = role_key(seed, "attestation")))
 		goto fail;
 	/* The genuine CA: pinned root's, sound signature, the one the collateral carries. */
 	struct dcapgen_cert_options genuine = o->pck_ca;
 	genuine.wrong_signer = false;
 	struct cert_spec ca = { ca_cn, g->ca_key, g->root, g->root_key, &genuine, NULL, 0,
-	                        "URI:" ROOT_CRL_URL, NULL };
+	                        "URI:" ROOT_CRL_URL, NULL, seed, "pck-ca" };
 	if (!(g->ca = make_cert(&ca)))
 		goto fail;
 	if (o->pck_chain_rogue_root) {
 		/* An attacker's CA: same name, its own key, under the unpinned root. */
 		struct cert_spec forged = { ca_cn, NULL, g->rogue, g->rogue_key, &o->pck_ca, NULL, 0,
-		                            "URI:" ROOT_CRL_URL, NULL };
-		if (!(g->quote_ca_key = forged.key = new_key()) || !(g->quote_ca = make_cert(&forged)))
+		                            "URI:" ROOT_CRL_URL, NULL, seed, "forged-pck-ca" };
+		if (!(g->quote_ca_key = forged.key = role_key(seed, "forged-pck-ca")) ||
+		    !(g->quote_ca = make_cert(&forged)))
 			goto fail;
 	} else if (o->pck_ca.wrong_signer) {
 		/* The genuine CA's key, name and serial, with a signature that fails. */
 		struct cert_spec forged = { ca_cn, g->ca_key, g->root, g->root_key, &o->pck_ca,
 		                            X509_get0_serialNumber(g->ca), 0, "URI:" ROOT_CRL_URL,
-		                            NULL };
+		                            NULL, seed, "pck-ca" };
 		if (!EVP_PKEY_up_ref(g->ca_key))
 			goto fail;
 		g->quote_ca_key = g->ca_key;
@@ -977,11 +1057,11 @@ int dcapgen_create(const struct dcapgen_options *opts, struct dcapgen **out)
 		g->quote_ca = g->ca;
 	}
 	struct cert_spec leaf = { LEAF_CN, g->leaf_key, g->quote_ca, g->quote_ca_key, &o->pck_leaf,
-	                          NULL, -1, leaf_crl_url, &o->platform };
+	                          NULL, -1, leaf_crl_url, &o->platform, seed, "pck-leaf" };
 	if (!(g->leaf = make_cert(&leaf)))
 		goto fail;
 	struct cert_spec tcb = { TCB_SIGNER_CN, g->tcb_key, tcb_root, tcb_root_key, &o->tcb_signer,
-	                         NULL, -1, "URI:" ROOT_CRL_URL, NULL };
+	                         NULL, -1, "URI:" ROOT_CRL_URL, NULL, seed, "tcb-signer" };
 	if (!(g->tcb = make_cert(&tcb)))
 		goto fail;
 	if (public_key_xy(g->att_key, g->att_pub) < 0)
@@ -994,11 +1074,11 @@ int dcapgen_create(const struct dcapgen_options *opts, struct dcapgen **out)
 	if (o->tcb_signer.revoked)
 		root_revoked[n_root_revoked++] = g->tcb;
 	if (!(g->root_crl = make_crl(g->root, g->root_key, &o->root_crl, root_revoked,
-	                             n_root_revoked)))
+	                             n_root_revoked, seed, "root-crl")))
 		goto fail;
 	X509 *leaf_revoked[1] = { g->leaf };
 	if (!(g->pck_crl = make_crl(g->ca, g->ca_key, &o->pck_crl, leaf_revoked,
-	                            o->pck_leaf.revoked ? 1 : 0)))
+	                            o->pck_leaf.revoked ? 1 : 0, seed, "pck-crl")))
 		goto fail;
 
 	if (tcb_info_text(o, &text) < 0 || text.failed || !(g->tcb_info = strdup(text.data))) {
@@ -1017,7 +1097,7 @@ int dcapgen_create(const struct dcapgen_options *opts, struct dcapgen **out)
 		goto fail;
 	buf_free(&text);
 	/* The caller's strings are written into the texts; keep no pointers to them. */
-	g->o.root_key_pem = g->o.root_cert_pem = NULL;
+	g->o.root_key_pem = g->o.root_cert_pem = g->o.key_seed = NULL;
 	*out = g;
 	return 0;
 fail:

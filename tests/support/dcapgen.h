@@ -14,9 +14,11 @@
  *
  * Keys are fresh ECDSA P-256 keys on every dcapgen_create (or the root
  * given in root_key_pem / root_cert_pem, so a development network can keep
- * one pinned root across runs).  Quotes follow shared/DCAP.md byte for
- * byte; the collateral is the JSON of shared/testdata/dcap/README.md, so
- * one parser reads Intel's sample and ours.
+ * one pinned root across runs), or derived from options.key_seed when a
+ * fixture must be the same from run to run.  Quotes follow shared/DCAP.md
+ * byte for byte; the collateral is the JSON of
+ * shared/testdata/dcap/README.md, so one parser reads Intel's sample and
+ * ours.
  *
  * Every knob has a valid default: dcapgen_defaults() gives a platform that
  * verifies as UpToDate with no advisory IDs at options.now.  A test changes
@@ -218,6 +220,23 @@ struct dcapgen_options {
 	const char *root_key_pem;
 	const char *root_cert_pem;
 
+	/*
+	 * Non-NULL: the same hierarchy on every run.  Each private key is
+	 * SHA-256(key_seed "/key/" label) reduced to a P-256 scalar in [1, n-1],
+	 * each serial (certificates, and the CRLs' extra_revoked entries) the
+	 * first 20 bytes of SHA-256(key_seed "/serial/" label), where label
+	 * names the role ("root", "pck-ca", "pck-leaf", "tcb-signer",
+	 * "attestation", ...).  So one seed and the same options give the same
+	 * keys, names, serials, dates and texts; only the ECDSA signatures
+	 * change (OpenSSL 3.0 has no RFC 6979 nonces), and the stray keys of
+	 * wrong_signer stay random (they only have to be wrong).  With the same
+	 * seed and the first one's root (root_key_pem / root_cert_pem), a second
+	 * hierarchy is a variant of the first: its CRLs list the first one's
+	 * certificates when asked to revoke their own, its quotes chain to the
+	 * same pinned root bytes, its TCB info is signed by the same key.
+	 */
+	const char *key_seed;
+
 	struct dcapgen_platform platform;
 	struct dcapgen_tcb_info tcb_info;
 	struct dcapgen_qe_identity qe_identity;
@@ -319,9 +338,9 @@ void dcapgen_attestation_key(const struct dcapgen *g, unsigned char out[DCAPGEN_
  * The defaults (dcapgen_defaults_at(o, now); D = day, Y = 365 D):
  *   validity   root now-1Y..now+20Y, PCK CA now-1Y..now+10Y, leaf and TCB
  *              signer now-30D..now+7Y; CRLs now-1D..now+29D (PCK CRL with
- *              2 random revoked serials, root CRL with none, no
- *              revokedCertificates field at all); TCB info and QE identity
- *              issued now-1D, nextUpdate now+29D
+ *              2 other revoked serials, random or from key_seed, root CRL
+ *              with none, no revokedCertificates field at all); TCB info
+ *              and QE identity issued now-1D, nextUpdate now+29D
  *   names      Intel's CNs ("Intel SGX Root CA", "Intel SGX PCK Platform
  *              CA", "Intel SGX PCK Certificate", "Intel SGX TCB Signing"),
  *              O = "EasyEnclave test DCAP (not Intel)", L/ST/C as Intel's;

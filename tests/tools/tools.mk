@@ -3,12 +3,15 @@
 # ee-dcapgen writes a TDX quote signed by a fake DCAP hierarchy
 # (tests/support/dcapgen.c), its collateral and the root to pin, so a
 # machine without TDX can drive the whole attestation path on a development
-# network.  Never part of a release: `make tools` builds it into
-# $(BUILD)/tools/.  It needs only lib/util.c of the library.
+# network.  ee-dcap-fixture writes the fuzz targets' DCAP fixture
+# (tests/fuzz/dcap_fixture.h) and its seeds from the same generator;
+# `make dcap-fixture` regenerates them.  Never part of a release: `make
+# tools` builds them into $(BUILD)/tools/.  They need only lib/util.c (and
+# lib/base64.c) of the library.
 TOOLS_SRC := $(wildcard tests/tools/*.c)
 TOOLS_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOLS_SRC))
 
-.PHONY: tools
+.PHONY: tools dcap-fixture
 tools: $(TOOLS_BIN)
 
 $(BUILD)/tools/ee-dcapgen: tests/tools/ee-dcapgen.c $(BUILD)/obj/tests/support/dcapgen.o \
@@ -16,3 +19,14 @@ $(BUILD)/tools/ee-dcapgen: tests/tools/ee-dcapgen.c $(BUILD)/obj/tests/support/d
 	@mkdir -p $(dir $@)
 	@echo "LD $@"
 	@$(CC) $(CFLAGS_ALL) -Itests/support $(LDFLAGS_ALL) -o $@ $^ -ljson-c -lcrypto
+
+$(BUILD)/tools/ee-dcap-fixture: tests/tools/ee-dcap-fixture.c \
+	$(BUILD)/obj/tests/support/dcapgen.o $(BUILD)/obj/lib/util.o
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(CFLAGS_ALL) -Itests/support $(LDFLAGS_ALL) -o $@ $^ -ljson-c -lcrypto
+
+# Rewrites tests/fuzz/dcap_fixture.h and the seeds of tests/fuzz/corpus/quote
+# and corpus/dcap_collateral together (commit them together).
+dcap-fixture: $(BUILD)/tools/ee-dcap-fixture
+	$(BUILD)/tools/ee-dcap-fixture tests/fuzz

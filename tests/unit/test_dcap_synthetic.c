@@ -1,13 +1,15 @@
 /*
  * test_dcap_synthetic.c - DCAP verification (lib/dcap*.c) under a synthetic
- * test root, as a development network would pin one: the fixture of
- * tests/fuzz/dcap_fixture.h and the synthetic quotes of the fuzz seed
- * corpus (tests/fuzz/corpus/quote/synthetic-*).  Because the fixture
- * carries its TCB signing key, each case here re-signs a changed TCB info
- * or QE identity and reaches a verdict that Intel's own samples never
- * show: revoked PCK certificate, CA and TCB level, every status merge,
- * module and QE identity mismatches, FMSPC / PCE-ID mismatches, and two
- * pinned roots whose collateral must not be mixed.
+ * test root, as a development network would pin one.  The hierarchy, its
+ * quotes and collateral are made here, at run time, by
+ * tests/support/dcapgen.c (its defaults at AT, keys from a fixed key seed),
+ * so no generated file has to be kept in step with this test.  Each case
+ * re-signs a changed TCB info or QE identity with the hierarchy's TCB
+ * signing key, or swaps in a CRL of a variant hierarchy (same seed and
+ * root, one certificate revoked), and reaches a verdict that Intel's own
+ * samples never show: revoked PCK certificate, CA and TCB level, every
+ * status merge, module and QE identity mismatches, FMSPC / PCE-ID
+ * mismatches, and two pinned roots whose collateral must not be mixed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -17,15 +19,30 @@
 #include <json-c/json.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
+#include <openssl/x509.h>
 
-#include "../fuzz/dcap_fixture.h"
 #include "check.h"
 #include "dcap.h"
-#include "tdx_quote.h"
-#include "util.h"
+#include "dcapgen.h"
 
-#define AT DCAP_FIXTURE_TIME
+#define AT ((time_t)1767225600) /* 2026-01-01T00:00:00Z, the verification time */
+#define DAY (24 * 60 * 60)
+#define YEAR (365 * DAY)
+#define KEY_SEED "tests/unit/test_dcap_synthetic.c"
+#define OLD_TCB_DATE ((time_t)1515024000) /* 2018-01-04: the OutOfDate platform level's */
+/* The module identity the quotes name (TEE_TCB_SVN[1] = 1): dcapgen's second, TDX_01. */
+#define MODULE "tdxModuleIdentities/1"
+
+/*
+ * What the cases rely on, from dcapgen.h's defaults: the platform has SGX
+ * SVNs 3,3,2,2,4,1,0,5, PCESVN 11, FMSPC 90C06F000000; TCB level 0 wants
+ * 2,2,2,2,3,1,0,5 / 11 / TDX 1,0,2 (UpToDate), level 1 the same with PCESVN 5
+ * (OutOfDate, INTEL-SA-00106 and -00837); TDX_01 has levels 4 (UpToDate) and
+ * 2 (OutOfDate, INTEL-SA-01036); the QE identity levels 4 (UpToDate) and 2
+ * (OutOfDate, INTEL-SA-00615); the QE reports ISVSVN 4 and ATTRIBUTES 15..,
+ * the TD TEE_TCB_SVN 5,1,2.  Certificates are valid from AT - 30 days (the
+ * leaf) on, CRLs from AT - 1 day to AT + 29 days.
+ */
 
 struct blob {
 	unsigned char *data;
@@ -48,22 +65,113 @@ static bool read_file(const char *path, struct blob *out)
 	return out->data != NULL;
 }
 
+static struct dcapgen *hierarchy;
+static char *dev_root_pem, *dev_root_key_pem;
 static struct dcap_trust *dev_trust;
 static struct dcap_collateral base;
 static struct blob v4, v5_td10, v5_td15, v4_debug;
+/* CRLs (DER) of variants of the hierarchy that revoke one of its certificates. */
+static struct blob pck_crl_revoking_pck, root_crl_revoking_ca, root_crl_revoking_signing;
+
+/* ---- the hierarchy ---- */
+
+static void hierarchy_options(struct dcapgen_options *o)
+{
+	dcapgen_defaults_at(o, AT);
+	o->key_seed = KEY_SEED;
+	o->tcb_info.levels[1].tcb_date = OLD_TCB_DATE;
+}
+
+static bool make_quote(void (*change)(struct dcapgen_quote_options *), struct blob *out)
+{
+	static const unsigned char report_data[DCAPGEN_REPORT_DATA_LEN] = "synthetic";
+	struct dcapgen_quote_options q;
+	dcapgen_quote_defaults(&q);
+	q.tee_tcb_svn[1] = 1;
+	q.tee_tcb_svn2[1] = 1;
+	if (change)
+		change(&q);
+	return dcapgen_quote(hierarchy, report_data, &q, &out->data, &out->len) == 0;
+}
+
+static void quote_v5_td10(struct dcapgen_quote_options *q)
+{
+	q->version = 5;
+	q->body_type = 2;
+}
+
+static void quote_v5_td15(struct dcapgen_quote_options *q)
+{
+	q->version = 5;
+	q->body_type = 3;
+}
+
+static void quote_debug(struct dcapgen_quote_options *q)
+{
+	q->td_attributes[0] |= 1;
+}
+
+enum revoke { REVOKE_PCK, REVOKE_CA, REVOKE_SIGNING };
+
+/*
+ * The CRL of a variant that revokes one of the hierarchy's certificates:
+ * the same key seed gives the variant the same keys and serials, the same
+ * root its root, so its CRLs are valid for the hierarchy's quotes.
+ */
+static bool variant_crl(enum revoke what, struct blob *out)
+{
+	struct dcapgen_options o;
+	hierarchy_options(&o);
+	o.root_key_pem = dev_root_key_pem;
+	o.root_cert_pem = dev_root_pem;
+	o.pck_leaf.revoked = what == REVOKE_PCK;
+	o.pck_ca.revoked = what == REVOKE_CA;
+	o.tcb_signer.revoked = what == REVOKE_SIGNING;
+	struct dcapgen *g = NULL;
+	unsigned char *der = NULL;
+	int n = -1;
+	if (dcapgen_create(&o, &g) == 0)
+		n = i2d_X509_CRL(what == REVOKE_PCK ? dcapgen_pck_crl(g) : dcapgen_root_crl(g), &der);
+	dcapgen_destroy(g);
+	out->data = NULL;
+	out->len = 0;
+	if (n > 0 && (out->data = malloc((size_t)n)) != NULL) {
+		memcpy(out->data, der, (size_t)n);
+		out->len = (size_t)n;
+	}
+	OPENSSL_free(der);
+	return out->data != NULL;
+}
+
+static bool make_hierarchy(void)
+{
+	struct dcapgen_options o;
+	struct ee_error err;
+	char *json = NULL;
+	hierarchy_options(&o);
+	bool ok = dcapgen_create(&o, &hierarchy) == 0 && dcapgen_root_pem(hierarchy, &dev_root_pem) == 0 &&
+	          dcapgen_root_key_pem(hierarchy, &dev_root_key_pem) == 0 &&
+	          dcapgen_collateral_json(hierarchy, &json) == 0;
+	CHECK(ok);
+	ok = ok && make_quote(NULL, &v4) && make_quote(quote_v5_td10, &v5_td10) &&
+	     make_quote(quote_v5_td15, &v5_td15) && make_quote(quote_debug, &v4_debug);
+	CHECK(ok, "the quotes");
+	ok = ok && variant_crl(REVOKE_PCK, &pck_crl_revoking_pck) &&
+	     variant_crl(REVOKE_CA, &root_crl_revoking_ca) &&
+	     variant_crl(REVOKE_SIGNING, &root_crl_revoking_signing);
+	CHECK(ok, "the variants' CRLs");
+	if (ok) {
+		CHECK(dcap_trust_create(&dev_trust, &err) == 0);
+		CHECK(dev_trust && dcap_trust_add_pem(dev_trust, dev_root_pem, strlen(dev_root_pem),
+		                                      &err) == 0,
+		      "%s", err.reason);
+		CHECK(dcap_collateral_from_json(json, strlen(json), &base, &err) == 0, "%s", err.reason);
+	}
+	free(json);
+	return !test_case_failed();
+}
 
 /* ---- signing variants of the collateral ---- */
-
-static EVP_PKEY *signing_key(void)
-{
-	static EVP_PKEY *key;
-	if (!key) {
-		BIO *b = BIO_new_mem_buf(dcap_fixture_signing_key_pem, -1);
-		key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-		BIO_free(b);
-	}
-	return key;
-}
 
 static void sign_raw(const char *text, unsigned char sig[64])
 {
@@ -71,7 +179,9 @@ static void sign_raw(const char *text, unsigned char sig[64])
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char der[128];
 	size_t len = sizeof(der);
-	if (ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, signing_key()) == 1 &&
+	if (ctx &&
+	    EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL,
+	                       dcapgen_key(hierarchy, DCAPGEN_TCB_SIGNER)) == 1 &&
 	    EVP_DigestSign(ctx, der, &len, (const unsigned char *)text, strlen(text)) == 1) {
 		const unsigned char *p = der;
 		ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)len);
@@ -136,8 +246,8 @@ static struct json_object *str(const char *s)
 struct variant {
 	void (*tcb)(struct json_object *t);
 	void (*qe)(struct json_object *q);
-	const char *root_crl_hex;
-	const char *pck_crl_hex;
+	const struct blob *root_crl;
+	const struct blob *pck_crl;
 };
 
 /* Verifies quote under base changed by v; the result in *r, the reason returned. */
@@ -147,7 +257,6 @@ static const char *verify_variant(const struct variant *v, const struct blob *qu
 	static char reason[EE_REASON_MAX];
 	struct dcap_collateral c = base; /* borrowed pointers; only the replacements are freed */
 	char *tcb_text = NULL, *qe_text = NULL;
-	unsigned char *root_crl = NULL, *pck_crl = NULL;
 	if (v->tcb) {
 		struct json_object *t = json_tokener_parse(base.tcb_info);
 		v->tcb(t);
@@ -168,25 +277,19 @@ static const char *verify_variant(const struct variant *v, const struct blob *qu
 		c.qe_identity_len = strlen(qe_text);
 		sign_raw(qe_text, c.qe_identity_signature);
 	}
-	const char *hex[2] = {v->root_crl_hex, v->pck_crl_hex};
-	unsigned char **der[2] = {&root_crl, &pck_crl};
-	unsigned char **field[2] = {&c.root_ca_crl, &c.pck_crl};
-	size_t *field_len[2] = {&c.root_ca_crl_len, &c.pck_crl_len};
-	for (int i = 0; i < 2; i++) {
-		if (!hex[i])
-			continue;
-		size_t n = strlen(hex[i]) / 2;
-		*der[i] = malloc(n);
-		if (*der[i] && util_hex_decode(hex[i], 2 * n, *der[i], n, field_len[i]) == 0)
-			*field[i] = *der[i];
+	if (v->root_crl) {
+		c.root_ca_crl = v->root_crl->data;
+		c.root_ca_crl_len = v->root_crl->len;
+	}
+	if (v->pck_crl) {
+		c.pck_crl = v->pck_crl->data;
+		c.pck_crl_len = v->pck_crl->len;
 	}
 	struct ee_error err;
 	dcap_verify(dev_trust, &c, quote->data, quote->len, at, r, &err);
 	snprintf(reason, sizeof(reason), "%s", r->reason);
 	free(tcb_text);
 	free(qe_text);
-	free(root_crl);
-	free(pck_crl);
 	return reason;
 }
 
@@ -201,7 +304,7 @@ static bool has_advisory(const struct dcap_result *r, const char *id)
 
 /* ---- cases ---- */
 
-static void test_fixture_verifies(void)
+static void test_hierarchy_verifies(void)
 {
 	struct dcap_result r;
 	struct ee_error err;
@@ -218,7 +321,7 @@ static void test_fixture_verifies(void)
 		      r.reason);
 		CHECK_STR(r.tcb_status, "UpToDate");
 		CHECK_STR(r.module_status, "UpToDate");
-		CHECK(memcmp(r.fmspc, "\x00\x90\x6e\xd5\x00\x00", 6) == 0);
+		CHECK(memcmp(r.fmspc, "\x90\xc0\x6f\x00\x00\x00", 6) == 0);
 	}
 	test_case("synthetic: a debug TD is refused after everything else holds");
 	CHECK(dcap_verify_prepared(p, v4_debug.data, v4_debug.len, AT, &r, &err) != 0);
@@ -227,13 +330,15 @@ static void test_fixture_verifies(void)
 	CHECK_STR(r.tcb_status, "UpToDate");
 
 	test_case("synthetic: the certificates' and CRLs' windows");
-	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 1546300800, &r, &err) != 0); /* 2019 */
+	/* The leaf is valid from AT - 30 days to AT + 7 years. */
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, AT - 60 * DAY, &r, &err) != 0);
 	CHECK_STR(r.reason, "pck_cert_not_yet_valid");
-	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 2367360000, &r, &err) != 0); /* 2045 */
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, AT + 8 * YEAR, &r, &err) != 0);
 	CHECK_STR(r.reason, "pck_cert_expired");
-	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 2051222400, &r, &err) != 0); /* 2035 */
+	/* Both CRLs from AT - 1 day to AT + 29 days. */
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, AT + 60 * DAY, &r, &err) != 0);
 	CHECK_STR(r.reason, "crl_expired");
-	CHECK(dcap_verify_prepared(p, v4.data, v4.len, 1704067200, &r, &err) != 0); /* 2024 */
+	CHECK(dcap_verify_prepared(p, v4.data, v4.len, AT - 2 * DAY, &r, &err) != 0);
 	CHECK_STR(r.reason, "crl_not_yet_valid");
 	dcap_prepared_free(p);
 }
@@ -251,7 +356,7 @@ static void tcb_sw_hardening(struct json_object *t)
 	set(t, "tcbLevels/0/advisoryIDs", ids);
 }
 
-/* Platform ConfigurationNeeded, and the TD's module (isvsvn 7) falls to an OutOfDate level. */
+/* Platform ConfigurationNeeded, and the TD's module (ISVSVN 5) falls to an OutOfDate level. */
 static void tcb_config_and_module_outdated(struct json_object *t)
 {
 	set(t, "tcbLevels/0/tcbStatus", str("ConfigurationNeeded"));
@@ -259,22 +364,17 @@ static void tcb_config_and_module_outdated(struct json_object *t)
 	json_object_array_add(ids, str("INTEL-SA-00615"));
 	json_object_array_add(ids, str("INTEL-SA-01036"));
 	set(t, "tcbLevels/0/advisoryIDs", ids);
-	set(t, "tdxModuleIdentities/0/tcbLevels/0/tcb/isvsvn", json_object_new_int(8));
+	set(t, MODULE "/tcbLevels/0/tcb/isvsvn", json_object_new_int(6));
 }
 
+/* The QE (ISVSVN 4) falls to the level of ISVSVN 2, given its own date and advisory. */
 static void qe_outdated(struct json_object *q)
 {
-	set(q, "tcbLevels/0/tcb/isvsvn", json_object_new_int(8));
-	struct json_object *level = json_object_new_object();
-	struct json_object *tcb = json_object_new_object();
-	json_object_object_add(tcb, "isvsvn", json_object_new_int(2));
-	json_object_object_add(level, "tcb", tcb);
-	json_object_object_add(level, "tcbDate", str("2023-01-01T00:00:00Z"));
-	json_object_object_add(level, "tcbStatus", str("OutOfDate"));
+	set(q, "tcbLevels/0/tcb/isvsvn", json_object_new_int(5));
+	set(q, "tcbLevels/1/tcbDate", str("2023-01-01T00:00:00Z"));
 	struct json_object *ids = json_object_new_array();
 	json_object_array_add(ids, str("INTEL-SA-00999"));
-	json_object_object_add(level, "advisoryIDs", ids);
-	json_object_array_add(json_object_object_get(q, "tcbLevels"), level);
+	set(q, "tcbLevels/1/advisoryIDs", ids);
 }
 
 static void qe_revoked(struct json_object *q)
@@ -332,7 +432,7 @@ static void test_statuses(void)
 
 static void fmspc_other(struct json_object *t)
 {
-	set(t, "fmspc", str("00906ED50001"));
+	set(t, "fmspc", str("90C06F000001"));
 }
 static void pceid_other(struct json_object *t)
 {
@@ -340,36 +440,36 @@ static void pceid_other(struct json_object *t)
 }
 static void levels_too_high(struct json_object *t)
 {
-	set(t, "tcbLevels/0/tcb/pcesvn", json_object_new_int(14));
-	set(t, "tcbLevels/1/tcb/tdxtcbcomponents/2/svn", json_object_new_int(4));
+	set(t, "tcbLevels/0/tcb/pcesvn", json_object_new_int(12));
+	set(t, "tcbLevels/1/tcb/tdxtcbcomponents/2/svn", json_object_new_int(3));
 }
 static void tdx_component_high(struct json_object *t)
 {
-	/* The UpToDate level wants TEE_TCB_SVN[2] >= 4 (the TD has 3): the OutOfDate one is met. */
-	set(t, "tcbLevels/0/tcb/tdxtcbcomponents/2/svn", json_object_new_int(4));
+	/* The UpToDate level wants TEE_TCB_SVN[2] >= 3 (the TD has 2): the OutOfDate one is met. */
+	set(t, "tcbLevels/0/tcb/tdxtcbcomponents/2/svn", json_object_new_int(3));
 }
 static void first_sgx_level_revoked_tdx_unmet(struct json_object *t)
 {
 	set(t, "tcbLevels/0/tcbStatus", str("Revoked"));
-	set(t, "tcbLevels/0/tcb/tdxtcbcomponents/2/svn", json_object_new_int(4));
+	set(t, "tcbLevels/0/tcb/tdxtcbcomponents/2/svn", json_object_new_int(3));
 }
 static void module_signer_other(struct json_object *t)
 {
-	set(t, "tdxModuleIdentities/0/mrsigner", str("01000000000000000000000000000000000000000000"
-	                                             "0000000000000000000000000000000000000000000000000000"));
+	set(t, MODULE "/mrsigner", str("01000000000000000000000000000000000000000000"
+	                               "0000000000000000000000000000000000000000000000000000"));
 }
 static void module_attributes_other(struct json_object *t)
 {
-	set(t, "tdxModuleIdentities/0/attributes", str("0000000000000001"));
+	set(t, MODULE "/attributes", str("0000000000000001"));
 }
 static void module_unknown_version(struct json_object *t)
 {
-	set(t, "tdxModuleIdentities/0/id", str("TDX_02"));
+	set(t, MODULE "/id", str("TDX_02"));
 }
 static void module_levels_too_high(struct json_object *t)
 {
-	set(t, "tdxModuleIdentities/0/tcbLevels/0/tcb/isvsvn", json_object_new_int(9));
-	set(t, "tdxModuleIdentities/0/tcbLevels/1/tcb/isvsvn", json_object_new_int(8));
+	set(t, MODULE "/tcbLevels/0/tcb/isvsvn", json_object_new_int(9));
+	set(t, MODULE "/tcbLevels/1/tcb/isvsvn", json_object_new_int(8));
 }
 static void no_module_identities(struct json_object *t)
 {
@@ -383,8 +483,7 @@ static void no_identities_signer_other(struct json_object *t)
 }
 static void tcb_expired(struct json_object *t)
 {
-	set(t, "issueDate", str("2025-01-01T00:00:00Z"));
-	set(t, "nextUpdate", str("2026-01-01T00:00:00Z")); /* the fixture time itself */
+	set(t, "nextUpdate", str("2026-01-01T00:00:00Z")); /* AT itself */
 }
 static void tcb_unknown_status(struct json_object *t)
 {
@@ -416,7 +515,7 @@ static void tcb_no_levels(struct json_object *t)
 }
 static void tcb_bad_fmspc(struct json_object *t)
 {
-	set(t, "fmspc", str("00906ED5000"));
+	set(t, "fmspc", str("90C06F00000"));
 }
 static void tcb_long_advisory(struct json_object *t)
 {
@@ -426,7 +525,7 @@ static void tcb_long_advisory(struct json_object *t)
 }
 static void tcb_module_id_bad(struct json_object *t)
 {
-	set(t, "tdxModuleIdentities/0/id", str("TDX_1"));
+	set(t, MODULE "/id", str("TDX_1"));
 }
 static void tcb_dates_reversed(struct json_object *t)
 {
@@ -454,7 +553,7 @@ static void test_tcb_info_cases(void)
 		{"the module identity's MRSIGNER", module_signer_other, "tdx_module_mismatch"},
 		{"the module identity's attributes", module_attributes_other, "tdx_module_mismatch"},
 		{"no identity for module version 01", module_unknown_version, "tdx_module_mismatch"},
-		{"no module level for ISVSVN 7", module_levels_too_high, "tdx_module_tcb_unknown"},
+		{"no module level for ISVSVN 5", module_levels_too_high, "tdx_module_tcb_unknown"},
 		{"no module identities: tdxModule decides", no_module_identities, "ok"},
 		{"no module identities, tdxModule's MRSIGNER differs", no_identities_signer_other,
 		 "tdx_module_mismatch"},
@@ -480,13 +579,13 @@ static void test_tcb_info_cases(void)
 	struct variant v = {.tcb = tdx_component_high};
 	verify_variant(&v, &v4, AT, &r);
 	CHECK_STR(r.platform_status, "OutOfDate");
-	CHECK(has_advisory(&r, "INTEL-SA-00106") && has_advisory(&r, "INTEL-SA-00115"));
-	CHECK(r.platform_tcb_date == 1515024000); /* 2018-01-04 */
+	CHECK(has_advisory(&r, "INTEL-SA-00106") && has_advisory(&r, "INTEL-SA-00837"));
+	CHECK(r.platform_tcb_date == OLD_TCB_DATE);
 }
 
 static void qe_signer_other(struct json_object *q)
 {
-	set(q, "mrsigner", str("DD" "DCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDCDC"));
+	set(q, "mrsigner", str("DD9E2A7C6F948F17474E34A7FC43ED030F7C1563F1BABDDF6340C82E0E54A8C5"));
 }
 static void qe_prod_other(struct json_object *q)
 {
@@ -506,13 +605,14 @@ static void qe_attr_other(struct json_object *q)
 }
 static void qe_attr_masked(struct json_object *q)
 {
-	/* The report's ATTRIBUTES are 15.. and 07..: with bit 2 of byte 0 masked out, 11 matches. */
+	/* The report's ATTRIBUTES are 15.. and E7..: with bit 2 of byte 0 masked out, 11 matches. */
 	set(q, "attributesMask", str("FBFFFFFFFFFFFFFF0000000000000000"));
 	set(q, "attributes", str("11000000000000000000000000000000"));
 }
 static void qe_levels_too_high(struct json_object *q)
 {
 	set(q, "tcbLevels/0/tcb/isvsvn", json_object_new_int(8));
+	set(q, "tcbLevels/1/tcb/isvsvn", json_object_new_int(5));
 }
 static void qe_expired(struct json_object *q)
 {
@@ -545,7 +645,7 @@ static void test_qe_identity_cases(void)
 		{"a narrower MISCSELECT mask", qe_misc_masked, "ok"},
 		{"another ATTRIBUTES", qe_attr_other, "qe_identity_mismatch"},
 		{"ATTRIBUTES 0x15 masked by 0xFB to the identity's 0x11", qe_attr_masked, "ok"},
-		{"no level for ISVSVN 7", qe_levels_too_high, "qe_tcb_unknown"},
+		{"no level for ISVSVN 4", qe_levels_too_high, "qe_tcb_unknown"},
 		{"nextUpdate at the verification time", qe_expired, "qe_identity_expired"},
 		{"version 1", qe_version_1, "qe_identity_invalid"},
 		{"the SGX QE's id", qe_id_sgx, "qe_identity_invalid"},
@@ -563,18 +663,17 @@ static void test_crls(void)
 	struct dcap_result r;
 	struct variant v;
 	test_case("CRL: the PCK CRL lists the PCK certificate -> pck_revoked");
-	v = (struct variant){.pck_crl_hex = dcap_fixture_pck_crl_revoking_pck_hex};
+	v = (struct variant){.pck_crl = &pck_crl_revoking_pck};
 	CHECK_STR(verify_variant(&v, &v4, AT, &r), "pck_revoked");
 	CHECK(!r.signatures_verified);
 	test_case("CRL: the root CA CRL lists the PCK CA -> pck_ca_revoked");
-	v = (struct variant){.root_crl_hex = dcap_fixture_root_crl_revoking_ca_hex};
+	v = (struct variant){.root_crl = &root_crl_revoking_ca};
 	CHECK_STR(verify_variant(&v, &v4, AT, &r), "pck_ca_revoked");
 	test_case("CRL: the root CA CRL lists the TCB signing certificate");
-	v = (struct variant){.root_crl_hex = dcap_fixture_root_crl_revoking_signing_hex};
+	v = (struct variant){.root_crl = &root_crl_revoking_signing};
 	CHECK_STR(verify_variant(&v, &v4, AT, &r), "tcb_signing_cert_revoked");
 	test_case("CRL: the two CRLs swapped -> crl_invalid");
-	v = (struct variant){.root_crl_hex = dcap_fixture_pck_crl_revoking_pck_hex,
-	                     .pck_crl_hex = dcap_fixture_root_crl_revoking_ca_hex};
+	v = (struct variant){.root_crl = &pck_crl_revoking_pck, .pck_crl = &root_crl_revoking_ca};
 	CHECK_STR(verify_variant(&v, &v4, AT, &r), "crl_invalid");
 }
 
@@ -593,7 +692,7 @@ static void test_two_roots(void)
 	struct dcap_prepared *intel_prep = NULL, *dev_prep = NULL, *p = NULL;
 	CHECK(dcap_trust_create(&both, &err) == 0 && dcap_trust_create(&intel_only, &err) == 0);
 	CHECK(dcap_trust_add_pem(both, (char *)intel_root.data, intel_root.len, &err) == 0);
-	CHECK(dcap_trust_add_pem(both, dcap_fixture_root_pem, strlen(dcap_fixture_root_pem), &err) == 0);
+	CHECK(dcap_trust_add_pem(both, dev_root_pem, strlen(dev_root_pem), &err) == 0);
 	CHECK(dcap_trust_add_pem(intel_only, (char *)intel_root.data, intel_root.len, &err) == 0);
 	CHECK_INT(dcap_trust_count(both), 2);
 	CHECK(dcap_collateral_from_json((char *)intel_json.data, intel_json.len, &intel_col, &err) == 0);
@@ -605,7 +704,8 @@ static void test_two_roots(void)
 		      r.reason);
 		CHECK(dcap_verify_prepared(dev_prep, v4.data, v4.len, AT, &r, &err) == 0, "%s", r.reason);
 		test_case("two roots: a quote with the other root's collateral -> collateral_root_mismatch");
-		CHECK(dcap_verify_prepared(intel_prep, v4.data, v4.len, 1751624655, &r, &err) != 0);
+		/* At AT, when the development chain is valid: the roots are what differs. */
+		CHECK(dcap_verify_prepared(intel_prep, v4.data, v4.len, AT, &r, &err) != 0);
 		CHECK_STR(r.reason, "collateral_root_mismatch");
 		CHECK(dcap_verify_prepared(dev_prep, tdx.data, tdx.len, AT, &r, &err) != 0);
 		CHECK_STR(r.reason, "collateral_root_mismatch");
@@ -635,33 +735,23 @@ static void test_two_roots(void)
 
 int main(void)
 {
-	struct ee_error err;
-	test_case("fixture: the synthetic hierarchy and quotes load");
-	bool ok = read_file("tests/fuzz/corpus/quote/synthetic-v4", &v4) &&
-	          read_file("tests/fuzz/corpus/quote/synthetic-v5-td10", &v5_td10) &&
-	          read_file("tests/fuzz/corpus/quote/synthetic-v5-td15", &v5_td15) &&
-	          read_file("tests/fuzz/corpus/quote/synthetic-v4-debug", &v4_debug);
-	CHECK(ok);
-	CHECK(dcap_trust_create(&dev_trust, &err) == 0);
-	CHECK(dcap_trust_add_pem(dev_trust, dcap_fixture_root_pem, strlen(dcap_fixture_root_pem), &err) == 0,
-	      "%s", err.reason);
-	CHECK(dcap_collateral_from_json(dcap_fixture_collateral_json, strlen(dcap_fixture_collateral_json),
-	                                &base, &err) == 0, "%s", err.reason);
-	CHECK(signing_key() != NULL);
-	if (!test_case_failed()) {
-		test_fixture_verifies();
+	test_case("hierarchy: dcapgen makes the synthetic hierarchy, its quotes and collateral");
+	if (make_hierarchy()) {
+		test_hierarchy_verifies();
 		test_statuses();
 		test_tcb_info_cases();
 		test_qe_identity_cases();
 		test_crls();
 		test_two_roots();
 	}
-	EVP_PKEY_free(signing_key());
 	dcap_collateral_free(&base);
 	dcap_trust_destroy(dev_trust);
-	free(v4.data);
-	free(v5_td10.data);
-	free(v5_td15.data);
-	free(v4_debug.data);
+	dcapgen_destroy(hierarchy);
+	free(dev_root_pem);
+	free(dev_root_key_pem);
+	struct blob *blobs[] = {&v4, &v5_td10, &v5_td15, &v4_debug, &pck_crl_revoking_pck,
+	                        &root_crl_revoking_ca, &root_crl_revoking_signing};
+	for (size_t i = 0; i < sizeof(blobs) / sizeof(blobs[0]); i++)
+		free(blobs[i]->data);
 	return test_finish();
 }

@@ -1418,6 +1418,108 @@ static void test_collateral(void)
 	dcapgen_destroy(g);
 }
 
+/* ---- key_seed ---------------------------------------------------------- */
+
+static bool same_serial(X509 *a, X509 *b)
+{
+	return ASN1_INTEGER_cmp(X509_get0_serialNumber(a), X509_get0_serialNumber(b)) == 0;
+}
+
+static bool same_revoked(X509_CRL *a, X509_CRL *b)
+{
+	STACK_OF(X509_REVOKED) *ra = X509_CRL_get_REVOKED(a), *rb = X509_CRL_get_REVOKED(b);
+	if (sk_X509_REVOKED_num(ra) != sk_X509_REVOKED_num(rb))
+		return false;
+	for (int i = 0; i < sk_X509_REVOKED_num(ra); i++) {
+		if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(ra, i)),
+		                     X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(rb, i))) != 0)
+			return false;
+	}
+	return true;
+}
+
+static void test_key_seed(void)
+{
+	static const enum dcapgen_cert_id roles[] = { DCAPGEN_ROOT, DCAPGEN_PCK_CA, DCAPGEN_PCK_LEAF,
+		                                      DCAPGEN_TCB_SIGNER };
+	struct dcapgen_options o;
+	defaults(&o);
+	o.key_seed = "test_dcapgen";
+	o.root_crl.extra_revoked = 2;
+	struct dcapgen *a = make(&o), *b = make(&o);
+	o.key_seed = "test_dcapgen 2";
+	struct dcapgen *other = make(&o);
+	o.key_seed = NULL;
+	struct dcapgen *unseeded = make(&o);
+	unsigned char xy_a[64], xy_b[64], xy_other[64], xy_unseeded[64];
+
+	test_case("key_seed: one seed makes the same keys, serials, CRL entries and texts");
+	CHECK(a && b && other && unseeded);
+	if (!a || !b || !other || !unseeded)
+		goto out;
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		X509 *xa = dcapgen_cert(a, roles[i]), *xb = dcapgen_cert(b, roles[i]);
+		CHECK(EVP_PKEY_eq(dcapgen_key(a, roles[i]), dcapgen_key(b, roles[i])) == 1, "role %d",
+		      roles[i]);
+		CHECK(X509_check_private_key(xb, dcapgen_key(a, roles[i])) == 1, "role %d", roles[i]);
+		CHECK(same_serial(xa, xb), "role %d", roles[i]);
+	}
+	dcapgen_attestation_key(a, xy_a);
+	dcapgen_attestation_key(b, xy_b);
+	CHECK(memcmp(xy_a, xy_b, 64) == 0);
+	CHECK(same_revoked(dcapgen_root_crl(a), dcapgen_root_crl(b)));
+	CHECK(same_revoked(dcapgen_pck_crl(a), dcapgen_pck_crl(b)));
+	CHECK_INT(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(dcapgen_root_crl(a))), 2);
+	CHECK_STR(dcapgen_tcb_info_text(a), dcapgen_tcb_info_text(b));
+	CHECK_STR(dcapgen_qe_identity_text(a), dcapgen_qe_identity_text(b));
+	/* b's certificates verify under a's keys: a seed is a hierarchy, not a copy of bytes. */
+	CHECK(X509_verify(dcapgen_cert(b, DCAPGEN_PCK_LEAF), dcapgen_key(a, DCAPGEN_PCK_CA)) == 1);
+	CHECK(X509_CRL_verify(dcapgen_pck_crl(b), dcapgen_key(a, DCAPGEN_CRL_CA)) == 1);
+	CHECK(verify_rs(dcapgen_key(a, DCAPGEN_TCB_SIGNER), dcapgen_tcb_info_text(b),
+	                strlen(dcapgen_tcb_info_text(b)), dcapgen_tcb_info_signature(b)));
+
+	test_case("key_seed: another seed, or none, makes other keys and serials");
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		EVP_PKEY *k = dcapgen_key(a, roles[i]);
+		CHECK(EVP_PKEY_eq(k, dcapgen_key(other, roles[i])) != 1, "role %d", roles[i]);
+		CHECK(EVP_PKEY_eq(k, dcapgen_key(unseeded, roles[i])) != 1, "role %d", roles[i]);
+		CHECK(!same_serial(dcapgen_cert(a, roles[i]), dcapgen_cert(other, roles[i])), "role %d",
+		      roles[i]);
+	}
+	dcapgen_attestation_key(other, xy_other);
+	dcapgen_attestation_key(unseeded, xy_unseeded);
+	CHECK(memcmp(xy_a, xy_other, 64) != 0 && memcmp(xy_a, xy_unseeded, 64) != 0);
+	CHECK(!same_revoked(dcapgen_pck_crl(a), dcapgen_pck_crl(other)));
+
+	test_case("key_seed: with the first one's root, a variant revokes the first one's leaf");
+	char *pem = NULL, *key = NULL;
+	CHECK(dcapgen_root_pem(a, &pem) == 0 && dcapgen_root_key_pem(a, &key) == 0);
+	defaults(&o);
+	o.key_seed = "test_dcapgen";
+	o.root_key_pem = key;
+	o.root_cert_pem = pem;
+	o.pck_leaf.revoked = true;
+	struct dcapgen *variant = pem && key ? make(&o) : NULL;
+	CHECK(variant != NULL);
+	if (variant) {
+		X509 *root = dcapgen_cert(a, DCAPGEN_ROOT);
+		CHECK(X509_cmp(dcapgen_cert(variant, DCAPGEN_ROOT), root) == 0);
+		CHECK(crl_lists(dcapgen_pck_crl(variant), dcapgen_cert(a, DCAPGEN_PCK_LEAF)));
+		CHECK(!crl_lists(dcapgen_pck_crl(a), dcapgen_cert(a, DCAPGEN_PCK_LEAF)));
+		CHECK_INT(verify_chain(dcapgen_cert(a, DCAPGEN_PCK_LEAF), dcapgen_cert(a, DCAPGEN_PCK_CA),
+		                       root, dcapgen_root_crl(variant), dcapgen_pck_crl(variant), NOW),
+		          X509_V_ERR_CERT_REVOKED);
+	}
+	dcapgen_destroy(variant);
+	free(pem);
+	free(key);
+out:
+	dcapgen_destroy(a);
+	dcapgen_destroy(b);
+	dcapgen_destroy(other);
+	dcapgen_destroy(unseeded);
+}
+
 int main(void)
 {
 	test_sample_walk();
@@ -1430,5 +1532,6 @@ int main(void)
 	test_sgx_extension();
 	test_signed_texts();
 	test_collateral();
+	test_key_seed();
 	return test_finish();
 }
