@@ -22,7 +22,6 @@
 #include "log.h"
 #include "registry.h"
 #include "tdx_quote.h"
-#include "testquote.h"
 #include "timeutil.h"
 #include "util.h"
 
@@ -102,7 +101,6 @@ int verifier_options_from_env(struct verifier_options *o, struct ee_error *err)
 	copy_env("EE_ADVISORY_DENY", "", o->advisory_deny, sizeof(o->advisory_deny));
 	copy_env("EE_ALLOWLIST_DIR", "", o->allowlist_dir, sizeof(o->allowlist_dir));
 	if (config_get_bool("EE_SANDBOX_LEGACY_NONCE", false, &o->legacy_nonce_sandbox, err) ||
-	    config_get_bool("EE_TEST_VERIFIER", false, &o->test_quotes_on_sandbox, err) ||
 	    pccs_options_from_env(&o->pccs, err) || allowlist_options_from_env(&o->allowlist, err))
 		return -1;
 	char *root = config_get_string("EE_DEV_ROOT_CA", NULL);
@@ -379,21 +377,6 @@ static struct dcap_trust *intel_trust(struct verifier *v, X509 *root, struct ee_
 	return v->intel_trust;
 }
 
-/* The interim test quotes: only on sandbox-1 with EE_TEST_VERIFIER. */
-static void verify_test_quote(const struct attest_evidence *ev, const unsigned char expected[64],
-                              bool sealed, struct attest_verdict *out)
-{
-	unsigned char quoted[ATTEST_REPORT_DATA_LEN];
-	bool quoted_sealed;
-	if (testquote_parse(ev->quote_b64, ev->quote_b64_len, quoted, &quoted_sealed) != 0)
-		return verdict(out, false, "dcap_verification_failed");
-	if (memcmp(quoted, expected, ATTEST_REPORT_DATA_LEN) != 0)
-		return verdict(out, false, "report_data_mismatch");
-	if (quoted_sealed != sealed)
-		return verdict(out, false, "sealed_mismatch");
-	verdict(out, true, "ok");
-}
-
 void verifier_verify(struct verifier *v, const struct attest_evidence *ev,
                      struct attest_verdict *out)
 {
@@ -425,9 +408,6 @@ void verifier_verify(struct verifier *v, const struct attest_evidence *ev,
 		    memcmp(claimed + 32, zero, 32) != 0)
 			return verdict(out, false, "report_data_mismatch");
 	}
-	if (v->opts.test_quotes_on_sandbox && sandbox && ev->quote_b64_len == TESTQUOTE_B64_LEN)
-		return verify_test_quote(ev, expected, out->sealed, out);
-
 	/* The quote itself. */
 	if (ev->quote_b64_len > MAX_QUOTE_B64)
 		return verdict(out, false, "quote_too_large");

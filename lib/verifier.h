@@ -71,8 +71,6 @@ struct verifier_options {
 	char *dev_collateral_json;
 	/* EE_ALLOWLIST_DIR: sandbox-1 allowlists from <dir>/<owner>/<repo>/<tag>.json. */
 	char allowlist_dir[512];
-	/* EE_TEST_VERIFIER: the test quotes of testquote.h on sandbox-1. */
-	bool test_quotes_on_sandbox;
 	struct pccs_options pccs;
 	struct allowlist_options allowlist;
 	/* Tests only: verify at this Unix time instead of now (0: now). */

@@ -37,9 +37,8 @@ int tunneld_config_load(struct tunneld_config *cfg, struct ee_error *err)
 	memset(cfg, 0, sizeof(*cfg));
 	if (config_load(&cfg->base, err) != 0)
 		return -1;
-	return config_get_bool("EE_TEST_VERIFIER", false, &cfg->test_verifier, err) ||
-	               config_get_int("EE_TUNNEL_MAX_MESSAGE_BYTES", TD_DEFAULT_MAX_MESSAGE_BYTES,
-	                              64 * 1024, 256 * 1024 * 1024, &cfg->max_message_bytes, err) ||
+	return config_get_int("EE_TUNNEL_MAX_MESSAGE_BYTES", TD_DEFAULT_MAX_MESSAGE_BYTES, 64 * 1024,
+	                      256 * 1024 * 1024, &cfg->max_message_bytes, err) ||
 	               config_get_int("EE_PROXY_MAX_BODY_BYTES", TD_DEFAULT_MAX_BODY_BYTES, 0,
 	                              128 * 1024 * 1024, &cfg->max_body_bytes, err) ||
 	               config_get_int("EE_TUNNEL_MAX_INFLIGHT", TD_DEFAULT_MAX_INFLIGHT, 1, 65536,
@@ -179,8 +178,9 @@ int main(int argc, char **argv)
 		log_error("cannot start: out of memory");
 		return 1;
 	}
-	if (td.cfg.test_verifier)
-		log_warn("EE_TEST_VERIFIER is on: test quotes are accepted on sandbox-1");
+	if (td.cfg.verifier.dev_root_pem)
+		log_warn("EE_DEV_ROOT_CA is set: quotes chaining to the development root are accepted on "
+		         "sandbox-1");
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
 	struct lws_context_creation_info info;

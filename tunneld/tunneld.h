@@ -49,7 +49,6 @@
 
 struct tunneld_config {
 	struct ee_config base;
-	bool test_verifier;        /* EE_TEST_VERIFIER: accept test quotes on sandbox-1 */
 	int max_message_bytes;
 	int max_body_bytes;
 	int max_inflight;

@@ -1,15 +1,19 @@
 /*
  * fuzz_tunnel_msg.c - what ee-tunneld does with a websocket text frame from
  * an agent before any state changes: tunnel_msg_parse (lib/tunnel_msg.c),
- * then, by type, the verifier on an attest_response (lib/attest.c, test
- * quotes allowed on sandbox-1), the canonical measurement digest, and
- * strict base64 on a proxy_response body (lib/base64.c).
+ * then, by type, the verifier on an attest_response (lib/verifier.c, with
+ * the fixture's test root of dcap_fixture.h pinned as sandbox-1's
+ * development root, at its time, and an allowlist directory that holds
+ * nothing), the canonical measurement digest, and strict base64 on a
+ * proxy_response body (lib/base64.c).  The PCCS and GitHub URLs point at a
+ * closed loopback port: a fuzz run never reaches the network.
  * Properties: no crash, no leak, no read past the frame; a parsed message
  * has a known type and every string it exposes is NUL-terminated inside
  * the parse; base64 that decodes re-encodes to the same text; the verifier
  * never accepts a quote on forge-1 and always answers with a reason.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,9 +21,10 @@
 #include "fuzz_support.h"
 
 #include "attest.h"
-#include "verifier.h"
 #include "base64.h"
+#include "dcap_fixture.h"
 #include "tunnel_msg.h"
+#include "verifier.h"
 
 static struct verifier *verifier;
 
@@ -29,10 +34,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argv;
 	struct verifier_options opts;
 	verifier_options_default(&opts);
-	opts.test_quotes_on_sandbox = true;
+	opts.dev_root_pem = strdup(dcap_fixture_root_pem);
+	opts.dev_collateral_json = strdup(dcap_fixture_collateral_json);
+	opts.fixed_time_s = DCAP_FIXTURE_TIME;
+	snprintf(opts.allowlist_dir, sizeof(opts.allowlist_dir), "/nonexistent/ee-fuzz-allowlists");
+	snprintf(opts.pccs.base_url, sizeof(opts.pccs.base_url), "http://127.0.0.1:1");
+	snprintf(opts.pccs.root_ca_crl_url, sizeof(opts.pccs.root_ca_crl_url), "http://127.0.0.1:1");
+	snprintf(opts.allowlist.api_url, sizeof(opts.allowlist.api_url), "http://127.0.0.1:1");
 	struct ee_error err;
-	if (verifier_create(&opts, NULL, &verifier, &err) != 0)
+	if (!opts.dev_root_pem || !opts.dev_collateral_json ||
+	    verifier_create(&opts, NULL, &verifier, &err) != 0)
 		abort();
+	verifier_options_free(&opts);
 	return 0;
 }
 
@@ -97,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!v.reason[0])
 				fuzz_fail("a verdict without a reason", data, size);
 			if (i == 1 && v.verified)
-				fuzz_fail("a test quote accepted on forge-1", data, size);
+				fuzz_fail("a development-root quote accepted on forge-1", data, size);
 		}
 		unsigned char digest[32];
 		attest_measurements_digest(m.measurements, digest, &err);

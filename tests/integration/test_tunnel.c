@@ -366,11 +366,57 @@ static void test_attestation_failures(void)
 	}
 	agent_drop(a);
 
-	test_case("a sealed agent on forge-1 with a test quote: not_a_tdx_quote (forge-1 takes DCAP only)");
+	test_case("a sealed agent on forge-1 with a development-root quote: pck_chain_untrusted");
 	a = direct("forge-sealed", "org/forge-sealed", "agent-fs", NULL);
 	if (a && agent_register(a, nonce, WAIT_MS) == 0) {
 		CHECK_INT(agent_attest(a, nonce, true, WAIT_MS), -1);
-		CHECK_STR(agent_last_reason(a), "not_a_tdx_quote");
+		CHECK_STR(agent_last_reason(a), "pck_chain_untrusted");
+	}
+	agent_drop(a);
+
+	test_case("registers other than the measurements reported: measurement_not_bound:rtmr1");
+	a = direct("lie-app", "org/lie", "agent-lie", "sandbox-1");
+	if (a && agent_register(a, nonce, WAIT_MS) == 0) {
+		struct json_object *real = agent_test_measurements(false);
+		json_put_string(real, "rtmr1", "0000000000000000000000000000000000000000000000000000000000"
+		                               "00000000000000000000000000000000000000");
+		struct agent_attest_options opt = {.quote_measurements = real};
+		CHECK_INT(agent_attest_ex(a, nonce, &opt, WAIT_MS), -1);
+		CHECK_STR(agent_last_reason(a), "measurement_not_bound:rtmr1");
+		json_object_put(real);
+		expect_closed(a);
+	}
+	agent_drop(a);
+	CHECK_INT(events_until("agent-lie", "attest_miss", "measurement_not_bound:rtmr1", 1), 1);
+
+	test_case("a release without an allowlist: allowlist_not_found");
+	a = direct("unlisted", "org/unlisted", "agent-unlisted", "sandbox-1");
+	if (a) {
+		a->write_allowlist = false;
+		if (agent_register(a, nonce, WAIT_MS) == 0) {
+			CHECK_INT(agent_attest(a, nonce, false, WAIT_MS), -1);
+			CHECK_STR(agent_last_reason(a), "allowlist_not_found");
+		}
+	}
+	agent_drop(a);
+
+	test_case("an allowlist that wants another MRTD: quote_measurement_mismatch:mrtd");
+	stack_allow(&st, "org/other-build", AGENT_DEFAULT_RELEASE,
+	            "{\"measurements\":{\"rtmr0\":\"" AGENT_TEST_RTMR0 "\"},"
+	            "\"quote_measurements\":{\"mrtd\":\"" AGENT_TEST_RTMR3 "\"}}");
+	a = direct("other-build", "org/other-build", "agent-ob", "sandbox-1");
+	if (a && agent_register(a, nonce, WAIT_MS) == 0) {
+		CHECK_INT(agent_attest(a, nonce, false, WAIT_MS), -1);
+		CHECK_STR(agent_last_reason(a), "quote_measurement_mismatch:mrtd");
+	}
+	agent_drop(a);
+
+	test_case("a debug TD: debug_td");
+	a = direct("debug-app", "org/debug", "agent-debug", "sandbox-1");
+	if (a && agent_register(a, nonce, WAIT_MS) == 0) {
+		struct agent_attest_options opt = {.debug_td = true};
+		CHECK_INT(agent_attest_ex(a, nonce, &opt, WAIT_MS), -1);
+		CHECK_STR(agent_last_reason(a), "debug_td");
 	}
 	agent_drop(a);
 

@@ -21,10 +21,20 @@
 #include <sqlite3.h>
 
 #include "check.h"
+#include "dcapgen.h"
 #include "ledger.h"
 #include "registry.h"
+#include "testagent.h"
 #include "timeutil.h"
 #include "util.h"
+
+/*
+ * The development network's hierarchy: made by the first stack to start,
+ * shared by every stack running at once (an agent does not know which
+ * stack it talks to), destroyed with the last one.
+ */
+static struct dcapgen *hierarchy;
+static int hierarchy_users;
 
 const char *stack_bin_dir(void)
 {
@@ -251,7 +261,9 @@ static pid_t spawn_tunneld(const struct stack *s, const char *log_path)
 	setenv("EE_CONTROL_PORT", control, 1);
 	setenv("EE_PROXY_BIND", "127.0.0.1", 1);
 	setenv("EE_PROXY_PORT", proxy, 1);
-	setenv("EE_TEST_VERIFIER", "1", 1);
+	setenv("EE_DEV_ROOT_CA", s->dev_root_path, 1);
+	setenv("EE_DEV_COLLATERAL_FILE", s->dev_collateral_path, 1);
+	setenv("EE_ALLOWLIST_DIR", s->allowlist_dir, 1);
 	for (int i = 0; s->opt.tunneld_env && s->opt.tunneld_env[i]; i++)
 		putenv((char *)s->opt.tunneld_env[i]);
 	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
@@ -314,6 +326,73 @@ int stack_stop_tunneld(struct stack *s)
 	return -1;
 }
 
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	bool ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Takes (or makes) the hierarchy, writes its root and collateral and the allowlist directory. */
+static int devnet_join(struct stack *s)
+{
+	if (!hierarchy) {
+		struct dcapgen_options o;
+		dcapgen_defaults_at(&o, time(NULL));
+		if (dcapgen_create(&o, &hierarchy) != 0)
+			return -1;
+		agent_set_hierarchy(hierarchy);
+	}
+	hierarchy_users++;
+	s->holds_hierarchy = true;
+	snprintf(s->dev_root_path, sizeof(s->dev_root_path), "%s/dev-root.pem", s->dir);
+	snprintf(s->dev_collateral_path, sizeof(s->dev_collateral_path), "%s/dev-collateral.json",
+	         s->dir);
+	snprintf(s->allowlist_dir, sizeof(s->allowlist_dir), "%s/allowlists", s->dir);
+	char *root = NULL, *collateral = NULL;
+	int rc = dcapgen_root_pem(hierarchy, &root) == 0 &&
+	                 dcapgen_collateral_json(hierarchy, &collateral) == 0 &&
+	                 write_text(s->dev_root_path, root) == 0 &&
+	                 write_text(s->dev_collateral_path, collateral) == 0 &&
+	                 mkdir(s->allowlist_dir, 0700) == 0 &&
+	                 agent_add_allowlist_dir(s->allowlist_dir) == 0
+	             ? 0
+	             : -1;
+	free(root);
+	free(collateral);
+	return rc;
+}
+
+static void devnet_leave(struct stack *s)
+{
+	if (!s->holds_hierarchy)
+		return;
+	s->holds_hierarchy = false;
+	agent_remove_allowlist_dir(s->allowlist_dir);
+	if (--hierarchy_users == 0) {
+		agent_set_hierarchy(NULL);
+		dcapgen_destroy(hierarchy);
+		hierarchy = NULL;
+	}
+}
+
+void stack_allow(struct stack *s, const char *repo, const char *tag, const char *allowlist_json)
+{
+	if (agent_write_allowlist(s->allowlist_dir, repo, tag, allowlist_json, true) != 0)
+		test_fail(__FILE__, __LINE__, "cannot write the allowlist of %s@%s into %s", repo, tag,
+		          s->allowlist_dir);
+}
+
+void stack_disallow(struct stack *s, const char *repo, const char *tag)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s/%s.json", s->allowlist_dir, repo, tag);
+	if (unlink(path) != 0 && errno != ENOENT)
+		test_fail(__FILE__, __LINE__, "cannot remove %s: %s", path, strerror(errno));
+}
+
 int stack_start(struct stack *s, const char *name, const struct stack_options *opt)
 {
 	memset(s, 0, sizeof(*s));
@@ -326,6 +405,10 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 		return -1;
 	snprintf(s->db_path, sizeof(s->db_path), "%s/control-plane.db", s->dir);
 	snprintf(s->socket_path, sizeof(s->socket_path), "%s/ee-api.sock", s->dir);
+	if (devnet_join(s) != 0) {
+		test_fail(__FILE__, __LINE__, "cannot set up the development network in %s", s->dir);
+		return -1;
+	}
 	if (start_api(s) != 0) {
 		test_fail(__FILE__, __LINE__, "ee-api did not start (see %s/ee-api.log)", s->dir);
 		return -1;
@@ -410,6 +493,7 @@ void stack_stop(struct stack *s)
 	stop_pid(&s->caddy_pid);
 	stop_pid(&s->tunneld_pid);
 	stop_pid(&s->api_pid);
+	devnet_leave(s);
 	char log[320];
 	snprintf(log, sizeof(log), "%s/ee-api.log", s->dir);
 	check_no_sanitizer_report(log);

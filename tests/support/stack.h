@@ -3,6 +3,15 @@
  * directory and database, ee-api as its own FastCGI server, and Debian's
  * Caddy in front of it on a free loopback port.  Also runs ee-api as a CGI
  * program the way a web server does, and snapshots the database.
+ *
+ * sandbox-1 is a real development network: ee-tunneld verifies DCAP quotes
+ * chaining to a test root (EE_DEV_ROOT_CA, EE_DEV_COLLATERAL_FILE), made by
+ * a dcapgen hierarchy (dcapgen.h) valid at the time the stack started, and
+ * reads allowlists from <dir>/allowlists (EE_ALLOWLIST_DIR).  The hierarchy
+ * is the process's: stacks running at once share it, and it signs the
+ * quotes of every test agent (testagent.h, agent_set_hierarchy), which also
+ * writes the default allowlist of its release there when it registers.
+ * forge-1 pins Intel's root only, so no test agent attests there.
  */
 #ifndef EE_TEST_STACK_H
 #define EE_TEST_STACK_H
@@ -47,6 +56,10 @@ struct stack {
 	pid_t api_pid, caddy_pid, tunneld_pid;
 	int control_port;        /* ee-tunneld's control listener (agents, /v1/proxy) */
 	int proxy_port;          /* ee-tunneld's proxy listener (host-routed apps) */
+	char dev_root_path[320];       /* EE_DEV_ROOT_CA: the hierarchy's root, PEM */
+	char dev_collateral_path[320]; /* EE_DEV_COLLATERAL_FILE */
+	char allowlist_dir[320];       /* EE_ALLOWLIST_DIR */
+	bool holds_hierarchy;          /* this stack counts among the hierarchy's users */
 	struct stack_options opt;
 };
 
@@ -71,6 +84,15 @@ int stack_restart_api(struct stack *s);
 int stack_start_tunneld(struct stack *s);
 /* Stops ee-tunneld with SIGTERM (clean drain); returns its exit status, or -1. */
 int stack_stop_tunneld(struct stack *s);
+
+/*
+ * Writes the allowlist of repo@tag (JSON text, docs/ATTESTATION.md's shape)
+ * into the stack's allowlist directory, replacing any; NULL writes the
+ * default one (agent_default_allowlist).  Fails the current case on error.
+ */
+void stack_allow(struct stack *s, const char *repo, const char *tag, const char *allowlist_json);
+/* Removes the allowlist of repo@tag: the release then has none (allowlist_not_found). */
+void stack_disallow(struct stack *s, const char *repo, const char *tag);
 
 /* Environment for a process of this stack: tokens, database path. */
 void stack_apply_env(const struct stack *s);

@@ -1,20 +1,27 @@
 /* testagent.c - the tunnel protocol's agent side for tests; see testagent.h. */
 #include "testagent.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "attest.h"
 #include "base64.h"
+#include "dcapgen.h"
 #include "jsonutil.h"
-#include "testquote.h"
 #include "timeutil.h"
 
 struct agent_pending {
 	struct json_object *msg;
 	struct agent_pending *next;
 };
+
+/* The development network agents attest to: its quote signer and allowlist directories. */
+static struct dcapgen *hierarchy;
+static char allowlist_dirs[AGENT_ALLOWLIST_DIRS][512];
 
 static void set_reason(struct test_agent *a, const char *reason)
 {
@@ -125,6 +132,90 @@ static bool is_invalid_status(struct test_agent *a, struct json_object *msg)
 	return true;
 }
 
+/* ---- the development network ---- */
+
+void agent_set_hierarchy(struct dcapgen *g) { hierarchy = g; }
+
+struct dcapgen *agent_hierarchy(void) { return hierarchy; }
+
+int agent_add_allowlist_dir(const char *dir)
+{
+	for (int i = 0; i < AGENT_ALLOWLIST_DIRS; i++) {
+		if (!allowlist_dirs[i][0] && strlen(dir) < sizeof(allowlist_dirs[i])) {
+			snprintf(allowlist_dirs[i], sizeof(allowlist_dirs[i]), "%s", dir);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void agent_remove_allowlist_dir(const char *dir)
+{
+	for (int i = 0; i < AGENT_ALLOWLIST_DIRS; i++) {
+		if (strcmp(allowlist_dirs[i], dir) == 0)
+			allowlist_dirs[i][0] = '\0';
+	}
+}
+
+const char *agent_default_allowlist(void)
+{
+#define AGENT_REGISTERS                                                                    \
+	"{\"mrtd\":\"" AGENT_TEST_MRTD "\",\"rtmr0\":\"" AGENT_TEST_RTMR0 "\",\"rtmr1\":\"" \
+	AGENT_TEST_RTMR1 "\",\"rtmr2\":\"" AGENT_TEST_RTMR2 "\",\"rtmr3\":\"" AGENT_TEST_RTMR3 "\"}"
+	return "{\"measurements\":" AGENT_REGISTERS ",\"quote_measurements\":" AGENT_REGISTERS "}\n";
+#undef AGENT_REGISTERS
+}
+
+/* A path segment that names a file inside the directory: no slash, no leading dot. */
+static bool segment_ok(const char *s, size_t n, bool plus)
+{
+	if (n == 0 || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-' || (plus && c == '+')))
+			return false;
+	}
+	return true;
+}
+
+int agent_write_allowlist(const char *dir, const char *repo, const char *tag, const char *json,
+                          bool replace)
+{
+	const char *slash = strchr(repo, '/');
+	if (!slash || !segment_ok(repo, (size_t)(slash - repo), false) ||
+	    !segment_ok(slash + 1, strlen(slash + 1), false) || !segment_ok(tag, strlen(tag), true))
+		return -1;
+	char path[1024], tmp[1100];
+	snprintf(path, sizeof(path), "%s/%.*s", dir, (int)(slash - repo), repo);
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s", dir, repo);
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return -1;
+	if (snprintf(path, sizeof(path), "%s/%s/%s.json", dir, repo, tag) >= (int)sizeof(path))
+		return -1;
+	if (!replace && access(path, F_OK) == 0)
+		return 0;
+	/* Agents of several processes may write the same release at once: a whole file or none. */
+	static unsigned counter;
+	snprintf(tmp, sizeof(tmp), "%s.%d.%u.tmp", path, (int)getpid(), counter++);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	const char *text = json ? json : agent_default_allowlist();
+	bool ok = fputs(text, f) >= 0;
+	ok = fclose(f) == 0 && ok;
+	int rc = -1;
+	if (ok && replace)
+		rc = rename(tmp, path);
+	else if (ok) /* link() never replaces: an allowlist a test wrote stands */
+		rc = (link(tmp, path) == 0 || errno == EEXIST) ? 0 : -1;
+	unlink(tmp); /* gone already after a rename */
+	return rc;
+}
+
 /* ---- connecting and registering ---- */
 
 struct test_agent *agent_connect_ex(const char *host, int port, const char *app,
@@ -155,6 +246,7 @@ struct test_agent *agent_connect_ex(const char *host, int port, const char *app,
 		snprintf(a->agent_id, sizeof(a->agent_id), "agent-%s", hex);
 	}
 	a->auto_attest = true;
+	a->write_allowlist = true;
 	a->ws = ws_connect_ex(host, port, opt->path ? opt->path : AGENT_TUNNEL_PATH, opt->headers,
 	                      opt->ws, opt->timeout_ms ? opt->timeout_ms : AGENT_CONNECT_TIMEOUT_MS,
 	                      opt->why, opt->why_size);
@@ -188,6 +280,11 @@ static void put_if_set(struct json_object *o, const char *key, const char *value
 
 int agent_send_register(struct test_agent *a)
 {
+	for (int i = 0; a->write_allowlist && i < AGENT_ALLOWLIST_DIRS; i++) {
+		/* A release no file can name is left for the control plane to refuse. */
+		if (allowlist_dirs[i][0])
+			(void)agent_write_allowlist(allowlist_dirs[i], a->repo, a->release_tag, NULL, false);
+	}
 	struct json_object *o = json_object_new_object();
 	if (!o)
 		return -1;
@@ -272,6 +369,54 @@ static void report_data_for(struct json_object *measurements, const char *nonce,
 		memset(out, 0, ATTEST_REPORT_DATA_LEN);
 }
 
+/* Sets a register from measurements[key] when that is 96 hex digits. */
+static void register_from(struct json_object *measurements, const char *key, unsigned char reg[48])
+{
+	struct json_object *v;
+	unsigned char bytes[48];
+	size_t n = 0;
+	if (json_object_is_type(measurements, json_type_object) &&
+	    json_object_object_get_ex(measurements, key, &v) && json_object_is_type(v, json_type_string) &&
+	    json_object_get_string_len(v) == 96 &&
+	    util_hex_decode(json_object_get_string(v), 96, bytes, sizeof(bytes), &n) == 0 && n == 48)
+		memcpy(reg, bytes, 48);
+}
+
+/* The quote, base64, for these options; NULL (said on stderr) when it cannot be signed. */
+static char *signed_quote(const char *nonce, struct json_object *measurements,
+                          const struct agent_attest_options *opt)
+{
+	if (!hierarchy) {
+		fprintf(stderr, "testagent: no DCAP hierarchy to sign quotes (agent_set_hierarchy)\n");
+		return NULL;
+	}
+	struct dcapgen_quote_options q;
+	if (opt->quote_options)
+		q = *opt->quote_options;
+	else
+		dcapgen_quote_defaults(&q);
+	struct json_object *regs = opt->quote_measurements ? opt->quote_measurements : measurements;
+	register_from(regs, "mrtd", q.mrtd);
+	static const char *const rtmr[] = {"rtmr0", "rtmr1", "rtmr2", "rtmr3"};
+	for (int i = 0; i < 4; i++)
+		register_from(regs, rtmr[i], q.rtmr[i]);
+	if (opt->debug_td)
+		q.td_attributes[0] |= 0x01;
+	unsigned char rd[ATTEST_REPORT_DATA_LEN];
+	report_data_for(opt->quote_report_data_measurements ? opt->quote_report_data_measurements
+	                                                    : measurements,
+	                opt->quote_nonce ? opt->quote_nonce : nonce, rd);
+	unsigned char *raw = NULL;
+	size_t len = 0;
+	if (dcapgen_quote(hierarchy, rd, &q, &raw, &len) != 0)
+		return NULL;
+	char *b64 = malloc(base64_encoded_len(len) + 1);
+	if (b64)
+		base64_encode(raw, len, b64);
+	free(raw);
+	return b64;
+}
+
 struct json_object *agent_build_attest_response(const char *nonce,
                                                 const struct agent_attest_options *opt)
 {
@@ -282,7 +427,10 @@ struct json_object *agent_build_attest_response(const char *nonce,
 	                                       ? json_object_get(opt->measurements)
 	                                       : agent_test_measurements(opt->sealed);
 	struct json_object *msg = json_object_new_object();
-	if (!measurements || !msg) {
+	char *quote = NULL;
+	if (measurements && msg && !opt->omit_quote && !opt->quote_b64)
+		quote = signed_quote(nonce, measurements, opt);
+	if (!measurements || !msg || (!opt->omit_quote && !opt->quote_b64 && !quote)) {
 		json_object_put(measurements);
 		json_object_put(msg);
 		return NULL;
@@ -290,26 +438,9 @@ struct json_object *agent_build_attest_response(const char *nonce,
 	json_put_string(msg, "type", "attest_response");
 	if (!opt->omit_nonce)
 		json_put_string(msg, "nonce", opt->nonce ? opt->nonce : nonce);
-
-	if (!opt->omit_quote) {
-		char quote[TESTQUOTE_B64_LEN + 1];
-		if (!opt->quote_b64) {
-			/* The quote's flag agrees with what the measurements claim, unless told otherwise. */
-			bool sealed = opt->sealed;
-			struct json_object *s;
-			if (json_object_is_type(measurements, json_type_object) &&
-			    json_object_object_get_ex(measurements, "sealed", &s) &&
-			    json_object_is_type(s, json_type_boolean))
-				sealed = json_object_get_boolean(s);
-			if (opt->quote_sealed)
-				sealed = opt->quote_sealed > 0;
-			unsigned char rd[ATTEST_REPORT_DATA_LEN];
-			report_data_for(opt->quote_measurements ? opt->quote_measurements : measurements,
-			                opt->quote_nonce ? opt->quote_nonce : nonce, rd);
-			testquote_build(rd, sealed, quote);
-		}
+	if (!opt->omit_quote)
 		json_put_string(msg, "quote", opt->quote_b64 ? opt->quote_b64 : quote);
-	}
+	free(quote);
 
 	if (!opt->omit_report_data) {
 		char hex[ATTEST_REPORT_DATA_LEN * 2 + 1];
@@ -335,7 +466,7 @@ int agent_send_attest_response(struct test_agent *a, const char *nonce,
 {
 	struct json_object *msg = agent_build_attest_response(nonce, opt);
 	if (!msg) {
-		set_reason(a, "out_of_memory");
+		set_reason(a, "no_attest_response");
 		return -1;
 	}
 	int rc = agent_send_json(a, msg);
@@ -470,7 +601,11 @@ int agent_recv_request(struct test_agent *a, struct agent_request *req, int time
 			json_object_put(msg);
 			char nonce[AGENT_FIELD_MAX];
 			snprintf(nonce, sizeof(nonce), "%s", a->attest_nonce);
-			if (agent_attest(a, nonce, a->sealed, time_left(deadline)) != 0)
+			/* Past the caller's deadline too: a verdict left unread would be the next message. */
+			int wait = time_left(deadline);
+			if (wait >= 0 && wait < AGENT_VERDICT_WAIT_MS)
+				wait = AGENT_VERDICT_WAIT_MS;
+			if (agent_attest(a, nonce, a->sealed, wait) != 0)
 				return -1;
 			continue;
 		}

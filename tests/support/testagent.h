@@ -3,11 +3,18 @@
  * section 4) for the ee-tunneld tests, on top of wsclient.h.
  *
  * It does what ee-agent does, message for message (register, answer
- * attestation challenges with test quotes, heartbeats, answer proxied
+ * attestation challenges with TDX quotes, heartbeats, answer proxied
  * requests), and lets a test break any part of it: every field of
  * register is editable and an empty one is left out, attest_response can
  * be corrupted piece by piece, requests can be held and answered out of
  * order, and a->ws gives the raw websocket for bad frames.
+ *
+ * Quotes are real DCAP quotes signed by a test hierarchy (dcapgen.h), the
+ * one of the development network the agent attests to: stack_start sets
+ * it for the whole process (agent_set_hierarchy), and forked children keep
+ * it.  Before registering, an agent writes the default allowlist of its
+ * release (the registers it reports) into the development network's
+ * allowlist directories (agent_add_allowlist_dir), unless one is there.
  *
  * Messages that arrive while the agent waits for something else (a
  * proxy_request during a periodic re-attestation, say) are kept, in
@@ -29,6 +36,8 @@
 #define AGENT_DEFAULT_RELEASE "v1.0.0"
 #define AGENT_TUNNEL_PATH "/v1/tunnel"
 #define AGENT_CONNECT_TIMEOUT_MS 5000
+/* How long an automatic re-attestation waits for its verdict, whatever the caller's timeout. */
+#define AGENT_VERDICT_WAIT_MS 5000
 /* The measurements every test agent reports (96 hex digits: a SHA-384). */
 #define AGENT_TEST_MRTD                                                                   \
 	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebfc0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
@@ -42,6 +51,34 @@
 	"909192939495969798999a9b9c9d9e9fa0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
 
 struct agent_pending; /* messages kept for later, oldest first */
+struct dcapgen;
+struct dcapgen_quote_options;
+
+/*
+ * The hierarchy that signs every agent's quotes, process-wide (borrowed;
+ * NULL: none, and attest_response cannot be built).
+ */
+void agent_set_hierarchy(struct dcapgen *g);
+struct dcapgen *agent_hierarchy(void);
+
+#define AGENT_ALLOWLIST_DIRS 8
+/*
+ * The allowlist directories (EE_ALLOWLIST_DIR layout: <dir>/<owner>/<repo>/<tag>.json)
+ * that agent_send_register fills with the default allowlist of the agent's
+ * release.  At most AGENT_ALLOWLIST_DIRS; add returns -1 past that.
+ */
+int agent_add_allowlist_dir(const char *dir);
+void agent_remove_allowlist_dir(const char *dir);
+/*
+ * Writes an allowlist (JSON text; NULL: the default one) for repo@tag into
+ * dir, atomically: replace false keeps a file already there.  -1 when repo
+ * or tag cannot name a file there (not owner/name of [A-Za-z0-9._-], a
+ * leading dot) or the write fails.
+ */
+int agent_write_allowlist(const char *dir, const char *repo, const char *tag, const char *json,
+                          bool replace);
+/* The default allowlist: AGENT_TEST_* as both measurements and quote_measurements. */
+const char *agent_default_allowlist(void);
 
 struct test_agent {
 	struct ws_client *ws;  /* the raw websocket, for frames the helpers do not send */
@@ -54,6 +91,8 @@ struct test_agent {
 	char tunnel_version[AGENT_FIELD_MAX]; /* "" by default: not sent */
 	/* How automatic re-attestation answers (agent_up sets it). */
 	bool sealed;
+	/* agent_send_register writes the default allowlist of repo@release_tag (default true). */
+	bool write_allowlist;
 	/* Periodic attest_requests are answered inside agent_serve / agent_recv_request. */
 	bool auto_attest;
 	/* The last attest_request: its reason ("register"/"periodic"), deadline_s, nonce. */
@@ -65,7 +104,8 @@ struct test_agent {
 	/*
 	 * Why the last call failed: the control plane's status reason
 	 * ("missing_fields", "nonce_mismatch", ...), or "timeout", "closed",
-	 * "invalid_json", "ws_error", "unexpected:<type>".
+	 * "invalid_json", "ws_error", "unexpected:<type>", "no_attest_response"
+	 * (the answer could not be built: no hierarchy, out of memory).
 	 */
 	char last_reason[AGENT_REASON_MAX];
 	struct agent_pending *pending;
@@ -105,18 +145,28 @@ int agent_register(struct test_agent *a, char nonce_out[33], int timeout_ms);
  * How to build an attest_response, and how to break it.  Zeroed options
  * (with .sealed chosen) build the correct answer; every pointer left NULL
  * keeps its correct value, every omit_* leaves that field out.
+ *
+ * The quote is a TDX quote of the current hierarchy.  Its REPORTDATA is
+ * attest_expected_report_data(quote_report_data_measurements or the
+ * measurements sent, quote_nonce or the nonce answered); its MRTD and
+ * RTMR0-3 are the "mrtd" / "rtmr0".."rtmr3" values of quote_measurements
+ * or the measurements sent, where those are 96 hex digits, and the
+ * defaults (AGENT_TEST_*) otherwise.
  */
 struct agent_attest_options {
-	bool sealed;                     /* "sealed" in the measurements and the quote */
+	bool sealed;                     /* "sealed" in the measurements */
 	const char *nonce;               /* the "nonce" field sent (default: the one answered) */
 	const char *report_data_nonce;   /* nonce that report_data binds */
 	const char *quote_nonce;         /* nonce that the quote's REPORTDATA binds */
 	struct json_object *measurements;         /* sent instead of the defaults (borrowed) */
 	struct json_object *report_data_measurements; /* what report_data binds (borrowed) */
-	struct json_object *quote_measurements;   /* what the quote binds (borrowed) */
-	int quote_sealed;                /* 0: as sealed; 1: quote says sealed; -1: says not */
+	struct json_object *quote_report_data_measurements; /* what the quote's REPORTDATA binds */
+	struct json_object *quote_measurements;   /* the quote's registers (borrowed) */
+	bool debug_td;                   /* the quote is a debug TD's (TD_ATTRIBUTES bit 0) */
+	/* The quote's other fields and breakages (dcapgen.h); NULL: its defaults. */
+	const struct dcapgen_quote_options *quote_options;
 	const char *report_data_hex;     /* sent verbatim instead of the computed one */
-	const char *quote_b64;           /* sent verbatim instead of the test quote */
+	const char *quote_b64;           /* sent verbatim instead of the signed quote */
 	bool omit_nonce, omit_quote, omit_report_data, omit_measurements;
 };
 
@@ -124,11 +174,10 @@ struct agent_attest_options {
 struct json_object *agent_test_measurements(bool sealed);
 /*
  * Builds {"type":"attest_response",...} answering nonce, as attest.h and
- * testquote.h define it; opt NULL means correct and unsealed.  The quote's
- * sealed flag follows the "sealed" of the measurements sent unless
- * quote_sealed says otherwise.  Measurements that attest.h cannot digest
- * (nested, null, too many) bind 64 zero bytes, so they can still be sent.
- * The caller owns the result; NULL only when out of memory.
+ * the options above define it; opt NULL means correct and unsealed.
+ * Measurements that attest.h cannot digest (nested, null, too many) bind
+ * 64 zero bytes, so they can still be sent.  The caller owns the result;
+ * NULL when out of memory or when no hierarchy is set (said on stderr).
  */
 struct json_object *agent_build_attest_response(const char *nonce,
                                                 const struct agent_attest_options *opt);
@@ -180,7 +229,9 @@ void agent_echo_handler(const struct agent_request *req, struct agent_response *
 /*
  * Waits for one proxy_request (answering attest_requests meanwhile when
  * a->auto_attest), calls fn (NULL: agent_echo_handler) and sends its
- * proxy_response.  0, or -1 with agent_last_reason.
+ * proxy_response.  0, or -1 with agent_last_reason.  An attest_request
+ * answered just before the timeout is waited on until its verdict (up to
+ * AGENT_VERDICT_WAIT_MS): so the call may return that much late.
  */
 int agent_serve(struct test_agent *a, int timeout_ms, agent_handler fn, void *ctx);
 /* Receives one proxy_request without answering it (for timeouts, many in flight, reordering). */

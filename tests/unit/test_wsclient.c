@@ -10,7 +10,10 @@
  * pings, automatic pongs, both close handshakes, abnormal closes,
  * timeouts, every protocol error a server can make, the 64 MiB cap, and
  * the test agent's register / attest / serve flow against a scripted
- * tunnel, with its attest_response checked by lib/attest.c's verifier.
+ * tunnel, with its attest_response judged by lib/verifier.c as a
+ * development network would: its DCAP quotes are signed by a dcapgen
+ * hierarchy made here, pinned as the development root with its collateral,
+ * and the allowlist of org/repo@v1.0.0 is in a directory made here.
  */
 #include <errno.h>
 #include <poll.h>
@@ -30,19 +33,63 @@
 #include <netinet/tcp.h>
 
 #include "attest.h"
-#include "verifier.h"
 #include "base64.h"
 #include "check.h"
+#include "dcapgen.h"
 #include "jsonutil.h"
 #include "stack.h"
+#include "tdx_quote.h"
 #include "testagent.h"
-#include "testquote.h"
 #include "timeutil.h"
 #include "util.h"
+#include "verifier.h"
 #include "wsclient.h"
 
 #define T_TIMEOUT 5000
 #define MIB (1024 * 1024)
+
+/* ================= the development network both sides use ================= */
+
+static struct dcapgen *devnet;
+static char *devnet_root, *devnet_collateral;
+static char devnet_dir[512]; /* the allowlist directory */
+
+static int devnet_start(void)
+{
+	struct dcapgen_options o;
+	dcapgen_defaults_at(&o, time(NULL));
+	if (dcapgen_create(&o, &devnet) != 0 || dcapgen_root_pem(devnet, &devnet_root) != 0 ||
+	    dcapgen_collateral_json(devnet, &devnet_collateral) != 0 ||
+	    stack_make_dir(devnet_dir, sizeof(devnet_dir), "wsclient-allowlists") != 0 ||
+	    agent_write_allowlist(devnet_dir, "org/repo", AGENT_DEFAULT_RELEASE, NULL, true) != 0)
+		return -1;
+	agent_set_hierarchy(devnet);
+	return 0;
+}
+
+static void devnet_stop(void)
+{
+	agent_set_hierarchy(NULL);
+	dcapgen_destroy(devnet);
+	free(devnet_root);
+	free(devnet_collateral);
+	if (devnet_dir[0])
+		stack_remove_dir(devnet_dir);
+}
+
+/* What ee-tunneld of the development network verifies with. */
+static int devnet_verifier(struct verifier **out, struct ee_error *err)
+{
+	struct verifier_options vo;
+	verifier_options_default(&vo);
+	vo.dev_root_pem = strdup(devnet_root);
+	vo.dev_collateral_json = strdup(devnet_collateral);
+	snprintf(vo.allowlist_dir, sizeof(vo.allowlist_dir), "%s", devnet_dir);
+	int rc = vo.dev_root_pem && vo.dev_collateral_json ? verifier_create(&vo, NULL, out, err)
+	                                                   : ee_fail(err, 503, "out_of_memory");
+	verifier_options_free(&vo);
+	return rc;
+}
 
 /* ================= the server side, in a forked child ================= */
 
@@ -348,11 +395,8 @@ static bool srv_judge_attestation(int fd, const char *nonce)
 		return false;
 	}
 	struct verifier *v;
-	struct verifier_options vo;
-	verifier_options_default(&vo);
-	vo.test_quotes_on_sandbox = true;
 	struct ee_error err;
-	struct attest_verdict verdict = {.verified = false};
+	struct attest_verdict verdict = {.verified = false, .reason = "no_verifier"};
 	struct json_object *meas = NULL;
 	json_object_object_get_ex(m, "measurements", &meas);
 	struct attest_evidence ev = {
@@ -365,7 +409,7 @@ static bool srv_judge_attestation(int fd, const char *nonce)
 		.repo = "org/repo",
 		.release_tag = "v1.0.0",
 	};
-	if (verifier_create(&vo, NULL, &v, &err) == 0) {
+	if (devnet_verifier(&v, &err) == 0) {
 		verifier_verify(v, &ev, &verdict);
 		verifier_destroy(v);
 	}
@@ -1319,18 +1363,15 @@ static void test_json(void)
 	ws_close(c, 1000);
 }
 
-/* ---- the test agent's attest_response, judged by lib/attest.c ---- */
+/* ---- the test agent's attest_response, judged by lib/verifier.c ---- */
 
 static void judge(struct json_object *msg, const char *nonce, const char *network,
                   struct attest_verdict *out)
 {
 	struct verifier *v = NULL;
-	struct verifier_options vo;
-	verifier_options_default(&vo);
-	vo.test_quotes_on_sandbox = true;
 	struct ee_error err;
 	memset(out, 0, sizeof(*out));
-	if (verifier_create(&vo, NULL, &v, &err) != 0) {
+	if (devnet_verifier(&v, &err) != 0) {
 		test_fail(__FILE__, __LINE__, "verifier_create: %s", err.reason);
 		return;
 	}
@@ -1366,13 +1407,35 @@ static void check_verdict(const char *nonce, const struct agent_attest_options *
 	json_object_put(msg);
 }
 
+/* The 96 hex digits of a 48-byte register. */
+static const char *register_hex(const uint8_t *reg)
+{
+	static char hex[97];
+	util_hex_encode(reg, 48, hex);
+	return hex;
+}
+
+/* The quote of a built attest_response, parsed (into raw, which must outlive q). */
+static bool built_quote(struct json_object *msg, unsigned char **raw, struct tdx_quote *q)
+{
+	struct json_object *v;
+	*raw = NULL;
+	if (!json_object_object_get_ex(msg, "quote", &v) || !json_object_is_type(v, json_type_string))
+		return false;
+	size_t len = (size_t)json_object_get_string_len(v), n = 0;
+	struct ee_error err;
+	*raw = malloc(base64_decoded_max(len) + 1);
+	return *raw && base64_decode(json_object_get_string(v), len, *raw, &n) == 0 &&
+	       tdx_quote_parse(*raw, n, q, &err) == 0;
+}
+
 static void test_attest_messages(void)
 {
 	char nonce[33], other[33];
 	util_random_hex(nonce, 16);
 	util_random_hex(other, 16);
 
-	test_case("agent attest_response: its shape");
+	test_case("agent attest_response: its shape, a TDX quote binding the measurements and nonce");
 	struct agent_attest_options sealed = {.sealed = true};
 	struct json_object *msg = agent_build_attest_response(nonce, &sealed);
 	CHECK(msg != NULL);
@@ -1384,19 +1447,31 @@ static void test_attest_messages(void)
 		      strcmp(json_object_get_string(v), nonce) == 0);
 		CHECK(json_object_object_get_ex(msg, "report_data", &v) &&
 		      json_object_get_string_len(v) == 128);
-		CHECK(json_object_object_get_ex(msg, "quote", &v) &&
-		      json_object_get_string_len(v) == TESTQUOTE_B64_LEN);
-		unsigned char rd[ATTEST_REPORT_DATA_LEN];
-		bool qsealed = false;
-		CHECK(v && testquote_parse(json_object_get_string(v), TESTQUOTE_B64_LEN, rd, &qsealed) == 0);
-		CHECK(qsealed);
-		CHECK(json_object_object_get_ex(msg, "measurements", &v) &&
-		      json_object_is_type(v, json_type_object) && json_object_object_length(v) == 6);
-		struct json_object *s;
-		CHECK(v && json_object_object_get_ex(v, "sealed", &s) && json_object_get_boolean(s));
-		CHECK(v && json_object_object_get_ex(v, "mrtd", &s) &&
+		struct json_object *meas = NULL, *s;
+		CHECK(json_object_object_get_ex(msg, "measurements", &meas) &&
+		      json_object_is_type(meas, json_type_object) && json_object_object_length(meas) == 6);
+		CHECK(meas && json_object_object_get_ex(meas, "sealed", &s) && json_object_get_boolean(s));
+		CHECK(meas && json_object_object_get_ex(meas, "mrtd", &s) &&
 		      strcmp(json_object_get_string(s), AGENT_TEST_MRTD) == 0 &&
 		      strlen(AGENT_TEST_MRTD) == 96);
+		unsigned char *raw, expected[ATTEST_REPORT_DATA_LEN];
+		struct tdx_quote q;
+		struct ee_error err;
+		CHECK(built_quote(msg, &raw, &q), "the quote is not a TDX quote");
+		if (raw && meas && attest_expected_report_data(meas, nonce, expected, &err) == 0) {
+			CHECK(memcmp(q.td.report_data, expected, sizeof(expected)) == 0);
+			CHECK(json_object_object_get_ex(msg, "report_data", &v));
+			char hex[2 * ATTEST_REPORT_DATA_LEN + 1];
+			util_hex_encode(expected, sizeof(expected), hex);
+			CHECK_STR(json_object_get_string(v), hex);
+			CHECK_STR(register_hex(q.td.mr_td), AGENT_TEST_MRTD);
+			CHECK_STR(register_hex(q.td.rtmr[0]), AGENT_TEST_RTMR0);
+			CHECK_STR(register_hex(q.td.rtmr[1]), AGENT_TEST_RTMR1);
+			CHECK_STR(register_hex(q.td.rtmr[2]), AGENT_TEST_RTMR2);
+			CHECK_STR(register_hex(q.td.rtmr[3]), AGENT_TEST_RTMR3);
+			CHECK((q.td.td_attributes[0] & 1) == 0, "a debug TD by default");
+		}
+		free(raw);
 		json_object_put(msg);
 	}
 
@@ -1405,8 +1480,8 @@ static void test_attest_messages(void)
 	check_verdict(nonce, &sealed, "sandbox-1", true, "ok");
 
 	test_case("agent attest_response: refused on forge-1");
-	/* A test quote is no TDX quote: forge-1 only takes DCAP. */
-	check_verdict(nonce, &sealed, "forge-1", false, "not_a_tdx_quote");
+	/* forge-1 pins Intel's root only. */
+	check_verdict(nonce, &sealed, "forge-1", false, "pck_chain_untrusted");
 	check_verdict(nonce, NULL, "forge-1", false, "sealed_required");
 
 	test_case("agent attest_response: corrupted nonce bindings");
@@ -1416,12 +1491,14 @@ static void test_attest_messages(void)
 	check_verdict(nonce, &o, "sandbox-1", false, "report_data_mismatch");
 	o = (struct agent_attest_options){.report_data_nonce = other, .quote_nonce = other};
 	check_verdict(nonce, &o, "sandbox-1", false, "report_data_mismatch");
-	/* The whole answer made for another nonce. */
+	/* The whole answer made for another nonce: a replay. */
 	msg = agent_build_attest_response(other, NULL);
 	struct attest_verdict verdict;
 	judge(msg, nonce, "sandbox-1", &verdict);
 	CHECK_STR(verdict.reason, "report_data_mismatch");
 	json_object_put(msg);
+	o = (struct agent_attest_options){.quote_nonce = other, .omit_report_data = true};
+	check_verdict(nonce, &o, "sandbox-1", false, "report_data_mismatch");
 
 	test_case("agent attest_response: the nonce field alone changed");
 	o = (struct agent_attest_options){.nonce = other};
@@ -1437,20 +1514,40 @@ static void test_attest_messages(void)
 	CHECK(!json_object_object_get_ex(msg, "nonce", &v));
 	json_object_put(msg);
 
-	test_case("agent attest_response: other corruptions");
+	test_case("agent attest_response: other measurements, registers and quotes");
 	struct json_object *meas = agent_test_measurements(false);
-	json_put_string(meas, "rtmr3", "ff");
+	json_put_string(meas, "rtmr3", "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+	                               "ffffffffffffffffffffffffffffffff");
 	o = (struct agent_attest_options){.report_data_measurements = meas};
 	check_verdict(nonce, &o, "sandbox-1", false, "report_data_mismatch");
-	o = (struct agent_attest_options){.quote_measurements = meas};
+	o = (struct agent_attest_options){.quote_report_data_measurements = meas};
 	check_verdict(nonce, &o, "sandbox-1", false, "report_data_mismatch");
+	/* REPORTDATA binds what is claimed, the registers say otherwise. */
+	o = (struct agent_attest_options){.quote_measurements = meas};
+	check_verdict(nonce, &o, "sandbox-1", false, "measurement_not_bound:rtmr3");
+	/* Consistent, just not the release's: the allowlist refuses it. */
 	o = (struct agent_attest_options){.measurements = meas};
-	check_verdict(nonce, &o, "sandbox-1", true, "ok"); /* consistent, just other values */
+	check_verdict(nonce, &o, "sandbox-1", false, "measurement_mismatch:rtmr3");
+	msg = agent_build_attest_response(nonce, &o);
+	unsigned char *raw = NULL;
+	struct tdx_quote q;
+	CHECK(msg && built_quote(msg, &raw, &q));
+	if (raw)
+		CHECK(strspn(register_hex(q.td.rtmr[3]), "f") == 96, "the register follows the claim");
+	free(raw);
+	json_object_put(msg);
+	/* A value that is no register keeps the default one: claimed and quoted differ. */
+	json_put_string(meas, "rtmr3", "ff");
+	o = (struct agent_attest_options){.measurements = meas};
+	check_verdict(nonce, &o, "sandbox-1", false, "measurement_not_bound:rtmr3");
 	json_object_put(meas);
-	o = (struct agent_attest_options){.quote_sealed = 1};
-	check_verdict(nonce, &o, "sandbox-1", false, "sealed_mismatch");
-	o = (struct agent_attest_options){.sealed = true, .quote_sealed = -1};
-	check_verdict(nonce, &o, "sandbox-1", false, "sealed_mismatch");
+	o = (struct agent_attest_options){.debug_td = true};
+	check_verdict(nonce, &o, "sandbox-1", false, "debug_td");
+	struct dcapgen_quote_options broken;
+	dcapgen_quote_defaults(&broken);
+	broken.bad_quote_signature = true;
+	o = (struct agent_attest_options){.quote_options = &broken};
+	check_verdict(nonce, &o, "sandbox-1", false, "quote_signature");
 	o = (struct agent_attest_options){.omit_measurements = true};
 	check_verdict(nonce, &o, "sandbox-1", false, "missing_quote_or_measurements");
 	o = (struct agent_attest_options){.omit_quote = true};
@@ -1467,6 +1564,17 @@ static void test_attest_messages(void)
 	o = (struct agent_attest_options){.measurements = nested};
 	check_verdict(nonce, &o, "sandbox-1", false, "invalid_measurements");
 	json_object_put(nested);
+
+	test_case("agent attest_response: no hierarchy, no answer");
+	agent_set_hierarchy(NULL);
+	msg = agent_build_attest_response(nonce, NULL);
+	CHECK(msg == NULL);
+	json_object_put(msg);
+	o = (struct agent_attest_options){.quote_b64 = "AAAA"};
+	msg = agent_build_attest_response(nonce, &o);
+	CHECK(msg != NULL, "a verbatim quote needs no hierarchy");
+	json_object_put(msg);
+	agent_set_hierarchy(devnet);
 }
 
 /* ---- the test agent over a websocket, against the scripted tunnel ---- */
@@ -1584,8 +1692,15 @@ static void test_agent_flow(void)
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
+	/* Before the server forks: it judges with the same hierarchy. */
+	if (devnet_start() != 0) {
+		test_fail(__FILE__, __LINE__, "cannot make the development network");
+		devnet_stop();
+		return test_finish();
+	}
 	if (srv_start() != 0) {
 		test_fail(__FILE__, __LINE__, "cannot start the test server: %s", strerror(errno));
+		devnet_stop();
 		return test_finish();
 	}
 	test_pure_functions();
@@ -1599,5 +1714,6 @@ int main(void)
 	test_attest_messages();
 	test_agent_flow();
 	srv_stop();
+	devnet_stop();
 	return test_finish();
 }
