@@ -44,6 +44,42 @@ int config_get_int(const char *name, int def, int min, int max, int *out, struct
 	return 0;
 }
 
+int config_get_duration_ms(const char *name, int def_ms, int min_ms, int max_ms, int *out,
+                           struct ee_error *err)
+{
+	const char *v = env_value(name);
+	if (!v) {
+		*out = def_ms;
+		return 0;
+	}
+	long long ms = 0;
+	const char *p = v;
+	if (*p < '0' || *p > '9')
+		return invalid(err, name);
+	while (*p >= '0' && *p <= '9') {
+		ms = ms * 10 + (*p++ - '0');
+		if (ms > 10000000)
+			return invalid(err, name);
+	}
+	ms *= 1000;
+	if (*p == '.') {
+		p++;
+		long long scale = 100;
+		if (*p < '0' || *p > '9')
+			return invalid(err, name);
+		while (*p >= '0' && *p <= '9') {
+			if (scale == 0)
+				return invalid(err, name); /* finer than a millisecond */
+			ms += (*p++ - '0') * scale;
+			scale /= 10;
+		}
+	}
+	if (*p != '\0' || ms < min_ms || ms > max_ms)
+		return invalid(err, name);
+	*out = (int)ms;
+	return 0;
+}
+
 int config_get_bool(const char *name, bool def, bool *out, struct ee_error *err)
 {
 	const char *v = env_value(name);

@@ -53,6 +53,9 @@ void config_free(struct ee_config *cfg);
 /* Helpers for programs with their own variables.  Each names the variable on error. */
 int config_get_int(const char *name, int def, int min, int max, int *out, struct ee_error *err);
 int config_get_bool(const char *name, bool def, bool *out, struct ee_error *err);
+/* Seconds, whole or with up to three decimals ("0.25"), as milliseconds. */
+int config_get_duration_ms(const char *name, int def_ms, int min_ms, int max_ms, int *out,
+                           struct ee_error *err);
 /* Returns a malloc'd copy of the value or of def (which may be NULL). */
 char *config_get_string(const char *name, const char *def);
 

@@ -90,9 +90,18 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 	c->close_after_write = !c->keep_alive;
 	buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, util_http_status_text(status));
 	bool have_type = false;
+	/* HEAD: the agent may say how long the body would be; nothing else sets it. */
+	const char *head_length = NULL;
 	if (headers) {
 		json_object_object_foreach(headers, name, value) {
 			size_t nlen = strlen(name);
+			if (c->head_only && strcasecmp(name, "content-length") == 0 &&
+			    json_object_is_type(value, json_type_string)) {
+				const char *v = json_object_get_string(value);
+				size_t vlen = strlen(v);
+				if (vlen > 0 && vlen <= 18 && strspn(v, "0123456789") == vlen)
+					head_length = v;
+			}
 			if (!http_is_token(name, nlen) || http_header_is_hop_by_hop(name, nlen) ||
 			    strcasecmp(name, "content-length") == 0 || strcasecmp(name, "date") == 0)
 				continue;
@@ -123,7 +132,9 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 		body_len = 0;
 	if (!have_type && body_len)
 		buf_puts(&c->out, "Content-Type: application/octet-stream\r\n");
-	if (has_body)
+	if (has_body && head_length)
+		buf_printf(&c->out, "Content-Length: %s\r\n", head_length);
+	else if (has_body)
 		buf_printf(&c->out, "Content-Length: %zu\r\n", body_len);
 	if (c->close_after_write)
 		buf_puts(&c->out, "Connection: close\r\n");

@@ -1362,19 +1362,29 @@ int dcapgen_root_pem(struct dcapgen *g, char **pem)
 	return 0;
 }
 
-int dcapgen_root_key_pem(struct dcapgen *g, char **pem)
+static int key_pem(EVP_PKEY *key, char **pem)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	char *p = NULL;
 	long n = 0;
 	*pem = NULL;
-	if (bio && PEM_write_bio_PrivateKey(bio, g->root_key, NULL, NULL, 0, NULL, NULL) == 1 &&
+	if (bio && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1 &&
 	    (n = BIO_get_mem_data(bio, &p)) > 0 && (*pem = strndup(p, (size_t)n)) != NULL) {
 		BIO_free(bio);
 		return 0;
 	}
 	BIO_free(bio);
-	return fail("cannot write the root key");
+	return -1;
+}
+
+int dcapgen_root_key_pem(struct dcapgen *g, char **pem)
+{
+	return key_pem(g->root_key, pem) == 0 ? 0 : fail("cannot write the root key");
+}
+
+int dcapgen_attestation_key_pem(struct dcapgen *g, char **pem)
+{
+	return key_pem(g->att_key, pem) == 0 ? 0 : fail("cannot write the attestation key");
 }
 
 X509 *dcapgen_cert(const struct dcapgen *g, enum dcapgen_cert_id which)

@@ -309,6 +309,11 @@ int dcapgen_collateral_json(struct dcapgen *g, char **json);
 int dcapgen_root_pem(struct dcapgen *g, char **pem);
 /* The root's private key, PEM (to keep a dev root across runs); free() it. */
 int dcapgen_root_key_pem(struct dcapgen *g, char **pem);
+/*
+ * The attestation key, PEM: with a quote of this hierarchy it makes the
+ * development kit ee-agent re-signs quotes from (docs/AGENT.md); free() it.
+ */
+int dcapgen_attestation_key_pem(struct dcapgen *g, char **pem);
 
 /* Borrowed views for tests that check the pieces with OpenSSL. */
 enum dcapgen_cert_id {

@@ -3,7 +3,7 @@
  * collateral and the root a development network pins (EE_DEV_ROOT_CA).
  * TEST AND DEVELOPMENT ONLY: the quote proves nothing about hardware.
  *
- *   ee-dcapgen [-o DIR] [-r REPORTDATA_HEX] [-5] [-t 2|3] [-d]
+ *   ee-dcapgen [-o DIR] [-r REPORTDATA_HEX] [-5] [-t 2|3] [-d] [-k]
  *
  *   -o DIR   output directory (default "."): quote.bin, quote.b64,
  *            collateral.json, root.pem, root.key (mode 0600).  When
@@ -14,6 +14,9 @@
  *   -5       quote version 5 (default 4)
  *   -t TYPE  version 5 body type: 2 (TDX 1.0, default) or 3 (TDX 1.5)
  *   -d       set the TD's DEBUG attribute (a verifier must refuse it)
+ *   -k       also write attestation_key.pem (mode 0600): with quote.bin it
+ *            is the development kit ee-agent signs its quotes with
+ *            (EE_QUOTE_SOURCE=dev, EE_DEV_QUOTE_DIR; docs/AGENT.md)
  *
  * Everything else is dcapgen's UpToDate default at the current time.
  */
@@ -33,7 +36,7 @@
 
 static void usage(void)
 {
-	fputs("usage: ee-dcapgen [-o DIR] [-r REPORTDATA_HEX] [-5] [-t 2|3] [-d]\n", stderr);
+	fputs("usage: ee-dcapgen [-o DIR] [-r REPORTDATA_HEX] [-5] [-t 2|3] [-d] [-k]\n", stderr);
 	exit(2);
 }
 
@@ -103,8 +106,9 @@ int main(int argc, char **argv)
 	unsigned char report_data[DCAPGEN_REPORT_DATA_LEN] = { 0 };
 	struct dcapgen_quote_options q;
 	dcapgen_quote_defaults(&q);
+	bool kit = false;
 	int c;
-	while ((c = getopt(argc, argv, "o:r:5t:d")) != -1) {
+	while ((c = getopt(argc, argv, "o:r:5t:dk")) != -1) {
 		size_t got = 0;
 		switch (c) {
 		case 'o':
@@ -129,6 +133,9 @@ int main(int argc, char **argv)
 		case 'd':
 			q.td_attributes[0] |= 1;
 			break;
+		case 'k':
+			kit = true;
+			break;
 		default:
 			usage();
 		}
@@ -150,11 +157,12 @@ int main(int argc, char **argv)
 	struct dcapgen *g = NULL;
 	unsigned char *quote = NULL;
 	size_t quote_len = 0;
-	char *collateral = NULL, *root_pem = NULL, *root_key = NULL, *b64 = NULL;
+	char *collateral = NULL, *root_pem = NULL, *root_key = NULL, *b64 = NULL, *att_key = NULL;
 	int rc = 1;
 	if (dcapgen_create(&o, &g) < 0 || dcapgen_quote(g, report_data, &q, &quote, &quote_len) < 0 ||
 	    dcapgen_collateral_json(g, &collateral) < 0 || dcapgen_root_pem(g, &root_pem) < 0 ||
-	    dcapgen_root_key_pem(g, &root_key) < 0)
+	    dcapgen_root_key_pem(g, &root_key) < 0 ||
+	    (kit && dcapgen_attestation_key_pem(g, &att_key) < 0))
 		goto out;
 	b64 = malloc(base64_encoded_len(quote_len) + 2);
 	if (!b64)
@@ -165,12 +173,15 @@ int main(int argc, char **argv)
 	    write_file(dir, "quote.b64", b64, strlen(b64), 0644) < 0 ||
 	    write_file(dir, "collateral.json", collateral, strlen(collateral), 0644) < 0 ||
 	    write_file(dir, "root.pem", root_pem, strlen(root_pem), 0644) < 0 ||
-	    write_file(dir, "root.key", root_key, strlen(root_key), 0600) < 0)
+	    write_file(dir, "root.key", root_key, strlen(root_key), 0600) < 0 ||
+	    (kit && write_file(dir, "attestation_key.pem", att_key, strlen(att_key), 0600) < 0))
 		goto out;
-	printf("%s/quote.bin (%zu bytes), quote.b64, collateral.json, root.pem%s\n", dir, quote_len,
-	       old_key && old_cert ? " (kept)" : ", root.key");
+	printf("%s/quote.bin (%zu bytes), quote.b64, collateral.json, root.pem%s%s\n", dir,
+	       quote_len, old_key && old_cert ? " (kept)" : ", root.key",
+	       kit ? ", attestation_key.pem" : "");
 	rc = 0;
 out:
+	free(att_key);
 	free(b64);
 	free(root_key);
 	free(root_pem);
