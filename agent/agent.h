@@ -175,6 +175,16 @@ void backend_job_free(struct backend_job *job);
 struct outbox_msg *backend_error_response(uint64_t generation, const char *request_id, int status,
                                           const char *reason);
 
+/*
+ * One header line of a backend's answer, as libcurl hands it over (with
+ * its CRLF), into *headers: a status line starts a new object (after 1xx
+ * answers); hop-by-hop fields, Content-Length (unless keep_length: HEAD),
+ * broken or folded lines and values with control characters are dropped;
+ * Set-Cookie lines collect into an array, other repeats are joined with
+ * ", ".  0, or -1 when out of memory.
+ */
+int backend_header_line(struct json_object **headers, const char *line, size_t len,
+                        bool keep_length);
 int backend_pool_start(const struct agent_config *cfg, struct outbox *ob,
                        struct backend_pool **out, struct ee_error *err);
 /* Queues job (taken); -1 when the queue is full (the caller answers 503). */

@@ -359,12 +359,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static bool skipped_response_header(const struct backend_reply *r, const char *name, size_t len)
-{
-	return http_header_is_hop_by_hop(name, len) ||
-	       (!r->keep_length && strcasecmp(name, "content-length") == 0);
-}
-
 /* One response field into the headers object: Set-Cookie lines as an array, others joined. */
 static int add_response_header(struct json_object *headers, const char *name, const char *value)
 {
@@ -401,46 +395,56 @@ static int add_response_header(struct json_object *headers, const char *name, co
 	return rc;
 }
 
-static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+int backend_header_line(struct json_object **headers, const char *data, size_t n,
+                        bool keep_length)
 {
-	struct backend_reply *r = arg;
-	size_t n = size * nmemb;
 	/* A new status line starts a new header block (after 1xx answers). */
 	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-		json_object_put(r->headers);
-		r->headers = json_object_new_object();
-		return r->headers ? n : 0;
+		json_object_put(*headers);
+		*headers = json_object_new_object();
+		return *headers ? 0 : -1;
 	}
 	size_t len = n;
 	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
 		len--;
 	if (len == 0)
-		return n;
+		return 0;
 	const char *colon = memchr(data, ':', len);
 	if (!colon || colon == data || (size_t)(colon - data) > AGENT_HEADER_NAME_MAX ||
 	    len > AGENT_HEADER_NAME_MAX + AGENT_HEADER_VALUE_MAX)
-		return n; /* folded or broken lines are dropped, not forwarded */
+		return 0; /* folded or broken lines are dropped, not forwarded */
 	char name[AGENT_HEADER_NAME_MAX + 1];
 	size_t nlen = (size_t)(colon - data);
 	memcpy(name, data, nlen);
 	name[nlen] = '\0';
-	if (!http_is_token(name, nlen) || skipped_response_header(r, name, nlen))
-		return n;
+	if (!http_is_token(name, nlen) || http_header_is_hop_by_hop(name, nlen) ||
+	    (!keep_length && strcasecmp(name, "content-length") == 0))
+		return 0;
 	const char *v = colon + 1, *end = data + len;
 	while (v < end && (*v == ' ' || *v == '\t'))
 		v++;
 	while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
-	if (!r->headers)
+	/* A value is forwarded only as a header line can carry it. */
+	if (!valid_header_value(v, (size_t)(end - v)))
 		return 0;
-	if (json_object_object_length(r->headers) >= AGENT_HEADERS_MAX)
-		return n; /* more fields than any sane answer has: the rest are dropped */
+	if (!*headers)
+		return -1;
+	if (json_object_object_length(*headers) >= AGENT_HEADERS_MAX)
+		return 0; /* more fields than any sane answer has: the rest are dropped */
 	char *value = strndup(v, (size_t)(end - v));
 	if (!value)
-		return 0;
-	int rc = add_response_header(r->headers, name, value);
+		return -1;
+	int rc = add_response_header(*headers, name, value);
 	free(value);
-	return rc == 0 ? n : 0;
+	return rc;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct backend_reply *r = arg;
+	size_t n = size * nmemb;
+	return backend_header_line(&r->headers, data, n, r->keep_length) == 0 ? n : 0;
 }
 
 /* --- the workers --- */

@@ -2,7 +2,8 @@
 #
 # Each tests/fuzz/fuzz_X.c becomes build/fuzz/fuzz_X, linked with lib/ built
 # with the same sanitizers and coverage.  fuzz_api_request also gets the
-# ee-api front end (fcgi/ without main.c) and libfcgi.  tests/run runs each
+# ee-api front end (fcgi/ without main.c) and libfcgi; fuzz_agent_msg gets
+# ee-agent's request checks and header parser (agent/backend.c, outbox.c).  tests/run runs each
 # target over tests/fuzz/corpus/X/ (X without the fuzz_ prefix).
 FUZZ_BUILD := build/fuzz
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
@@ -12,12 +13,14 @@ FUZZ_API_SRC := $(filter-out fcgi/main.c,$(wildcard fcgi/*.c))
 FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIB_SRC))
 FUZZ_GEN_OBJ := $(FUZZ_BUILD)/obj/gen/sql_embedded.o
 FUZZ_API_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_API_SRC))
-FUZZ_HEADERS := $(wildcard lib/*.h fcgi/*.h)
+FUZZ_AGENT_SRC := agent/backend.c agent/outbox.c
+FUZZ_AGENT_OBJ := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_AGENT_SRC))
+FUZZ_HEADERS := $(wildcard lib/*.h fcgi/*.h agent/*.h)
 # What the targets share (fuzz_support.h): only the targets depend on it.
 FUZZ_TARGET_HEADERS := $(wildcard tests/fuzz/*.h)
 FUZZ_SANITIZE := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -g -O1 -fno-omit-frame-pointer $(WARN) \
-	-Ilib -Ifcgi -I$(FUZZ_BUILD)/gen $(FUZZ_SANITIZE)
+	-Ilib -Ifcgi -Iagent -I$(FUZZ_BUILD)/gen $(FUZZ_SANITIZE)
 
 .PHONY: fuzz-build
 fuzz-build: $(FUZZ_BIN)
@@ -28,7 +31,7 @@ $(FUZZ_BUILD)/gen/sql_embedded.c: $(BUILD)/gen/sql_embedded.c
 
 # Project code is compiled once with coverage and sanitizers; libFuzzer's own
 # main() only comes in at link time.
-$(FUZZ_LIB_OBJ) $(FUZZ_API_OBJ): $(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_HEADERS)
+$(FUZZ_LIB_OBJ) $(FUZZ_API_OBJ) $(FUZZ_AGENT_OBJ): $(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_HEADERS)
 	@mkdir -p $(dir $@)
 	@echo "CC [fuzz] $<"
 	@clang $(FUZZ_CFLAGS) -c $< -o $@
@@ -41,6 +44,8 @@ $(FUZZ_GEN_OBJ): $(FUZZ_BUILD)/gen/sql_embedded.c
 # and http_request_free), which calls into libfcgi.
 $(FUZZ_BUILD)/fuzz_api_request: $(FUZZ_API_OBJ)
 $(FUZZ_BUILD)/fuzz_api_request: FUZZ_EXTRA_LIBS := -lfcgi
+$(FUZZ_BUILD)/fuzz_agent_msg: $(FUZZ_AGENT_OBJ)
+$(FUZZ_BUILD)/fuzz_agent_msg: FUZZ_EXTRA_LIBS := -lwebsockets -lpthread
 
 $(FUZZ_BIN): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJ) $(FUZZ_GEN_OBJ) $(FUZZ_HEADERS) \
 	$(FUZZ_TARGET_HEADERS)

@@ -30,3 +30,7 @@ $(BUILD)/tools/ee-dcap-fixture: tests/tools/ee-dcap-fixture.c \
 # and corpus/dcap_collateral together (commit them together).
 dcap-fixture: $(BUILD)/tools/ee-dcap-fixture
 	$(BUILD)/tools/ee-dcap-fixture tests/fuzz
+
+# `make run` starts a demo agent with a kit from ee-dcapgen, and its test
+# (test_run_local) runs it from every build: the tools are part of `all`.
+all: $(TOOLS_BIN)
