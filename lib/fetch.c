@@ -33,7 +33,7 @@ enum fetch_result fetch_get(CURL *curl, const char *url, const char *const *head
 	*status = 0;
 	buf_reset(body);
 	/* The body is a string even when the response has none. */
-	if (buf_reserve(body, 0) != 0)
+	if (buf_append(body, "", 0) != 0)
 		return FETCH_NO_MEMORY;
 	curl_easy_reset(curl);
 

@@ -44,6 +44,15 @@ $(FUZZ_GEN_OBJ): $(FUZZ_BUILD)/gen/sql_embedded.c
 # and http_request_free), which calls into libfcgi.
 $(FUZZ_BUILD)/fuzz_api_request: $(FUZZ_API_OBJ)
 $(FUZZ_BUILD)/fuzz_api_request: FUZZ_EXTRA_LIBS := -lfcgi
+
+# ee-dns's reading of Cloudflare's answers (deploy/ee-dns/cf_response.c).
+FUZZ_DNS_OBJ := $(FUZZ_BUILD)/obj/deploy/ee-dns/cf_response.o
+$(FUZZ_DNS_OBJ): $(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_HEADERS) $(wildcard deploy/ee-dns/*.h)
+	@mkdir -p $(dir $@)
+	@echo "CC [fuzz] $<"
+	@clang $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_BUILD)/fuzz_cf_response: $(FUZZ_DNS_OBJ)
+$(FUZZ_BUILD)/fuzz_cf_response: FUZZ_CFLAGS += -Ideploy/ee-dns
 $(FUZZ_BUILD)/fuzz_agent_msg: $(FUZZ_AGENT_OBJ)
 $(FUZZ_BUILD)/fuzz_agent_msg: FUZZ_EXTRA_LIBS := -lwebsockets -lpthread
 
