@@ -1,0 +1,798 @@
+/*
+ * fcgi_load.c - a FastCGI load client: drives ee-api's socket directly, with
+ * no web server in front, the way Caddy's fastcgi transport talks to it.
+ *
+ *   fcgi_load -a ADDR [-d SECONDS] [-c CONNS] [-t THREADS] [-P PROCS] [-k]
+ *             [-m METHOD] -p PATH [-b BODY] [-T TOKEN] [-o OFFSET] [-A FROM,TO]
+ *
+ * ADDR is a unix socket path or 127.0.0.1:PORT.  CONNS connections in all,
+ * shared out over PROCS processes of THREADS threads, each thread an epoll
+ * loop.  Each connection sends one request, reads the answer to
+ * END_REQUEST, and sends the next:
+ *   - by default on a new connection every time, as Caddy 2's fastcgi
+ *     transport does (FCGI_BEGIN_REQUEST without FCGI_KEEP_CONN);
+ *   - with -k on the same connection (FCGI_KEEP_CONN).  libfcgi honours
+ *     it, but an ee-api worker then serves that one connection until it
+ *     closes: use no more connections than ee-api has workers, or the rest
+ *     wait in the listen queue for the whole run.
+ * The latency of a request runs from its connect (or, with -k, its first
+ * byte) to its END_REQUEST.
+ *
+ * PATH and BODY may hold placeholders, filled per request: {n} a number
+ * unique over the run (OFFSET plus a per-connection sequence), {from} and
+ * {to} two accounts that swap with the parity of {n} (-A, default
+ * bench-a,bench-b), {start} and {end} a one-minute period, RFC 3339,
+ * {n} minutes after 2000-01-01T00:00:00Z.  A usage report and the
+ * settlement of its period then name the same period for the same {n}.
+ *
+ * Prints one line:
+ *   requests N ok N non_200 N conn_errors N answered_200 N seconds S rps R
+ *   p50_ms X p90_ms X p99_ms X
+ * requests, ok (Status 200), non_200, the rate and the latencies count the
+ * answers that came before the deadline; "conn_errors" connections refused,
+ * reset or closed before END_REQUEST.  Requests already sent when the
+ * deadline passes are waited for (up to DRAIN_MS) but not counted in the
+ * rate: "answered_200" adds their 200s, so it is exactly the number of
+ * writes ee-api committed and told this client about.
+ * Exits 0 when every answer was a 200 and no connection failed, 1 otherwise.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FCGI_VERSION_1 1
+#define FCGI_BEGIN_REQUEST 1
+#define FCGI_END_REQUEST 3
+#define FCGI_PARAMS 4
+#define FCGI_STDIN 5
+#define FCGI_STDOUT 6
+#define FCGI_STDERR 7
+#define FCGI_RESPONDER 1
+#define FCGI_KEEP_CONN 1
+#define FCGI_HEADER_LEN 8
+#define FCGI_MAX_CONTENT 65535
+
+#define MAX_PROCS 64
+#define MAX_THREADS 64
+#define MAX_CONNS 4096
+#define MAX_TEXT 8192       /* a PATH or BODY after expansion */
+#define REQUEST_MAX (3 * MAX_TEXT + 2048)
+#define STATUS_PEEK 32      /* bytes of STDOUT kept to read "Status: NNN" */
+#define RETRY_DELAY_MS 1    /* after a failed connect, before the next one */
+#define DRAIN_MS 10000      /* the longest wait for answers in flight at the deadline */
+
+/*
+ * Latency histogram in microseconds: exact below 1024 us, then 512
+ * sub-buckets per power of two (0.2 % resolution) up to 2^26 us (67 s).
+ */
+#define HIST_LINEAR 1024
+#define HIST_SUB 512
+#define HIST_EXP_MIN 10
+#define HIST_EXP_MAX 26
+#define HIST_BUCKETS (HIST_LINEAR + (HIST_EXP_MAX - HIST_EXP_MIN + 1) * HIST_SUB)
+
+struct result {
+	uint64_t requests, ok, non_200, conn_errors; /* answered before the deadline */
+	uint64_t late_ok;    /* 200s to requests in flight at the deadline, waited for */
+	uint64_t hist[HIST_BUCKETS];
+};
+
+static size_t hist_index(uint64_t us)
+{
+	if (us < HIST_LINEAR)
+		return (size_t)us;
+	int e = 63 - __builtin_clzll(us);
+	if (e > HIST_EXP_MAX)
+		return HIST_BUCKETS - 1;
+	int shift = e - (HIST_EXP_MIN - 1);
+	return HIST_LINEAR + (size_t)(e - HIST_EXP_MIN) * HIST_SUB + (size_t)((us >> shift) - HIST_SUB);
+}
+
+/* The middle of a bucket, in microseconds. */
+static double hist_value(size_t i)
+{
+	if (i < HIST_LINEAR)
+		return (double)i;
+	size_t e = (i - HIST_LINEAR) / HIST_SUB + HIST_EXP_MIN;
+	size_t m = (i - HIST_LINEAR) % HIST_SUB + HIST_SUB;
+	double width = (double)(1ull << (e - (HIST_EXP_MIN - 1)));
+	return (double)m * width + width / 2;
+}
+
+static double hist_percentile_ms(const struct result *r, double p)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < HIST_BUCKETS; i++)
+		total += r->hist[i];
+	if (total == 0)
+		return 0;
+	uint64_t want = (uint64_t)(p / 100.0 * (double)total);
+	if (want >= total)
+		want = total - 1;
+	uint64_t seen = 0;
+	for (size_t i = 0; i < HIST_BUCKETS; i++) {
+		seen += r->hist[i];
+		if (seen > want)
+			return hist_value(i) / 1000.0;
+	}
+	return 0;
+}
+
+/* ---- settings ---- */
+
+static struct {
+	const char *addr;
+	bool unix_socket;
+	struct sockaddr_un sun;
+	struct sockaddr_in sin;
+	double seconds;
+	int conns, threads, procs;
+	bool keep;
+	const char *method, *path, *body, *token;
+	long long offset;
+	char from[129], to[129];
+} cfg = {.seconds = 10, .conns = 64, .threads = 1, .procs = 1, .method = "GET"};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- building a request ---- */
+
+/* RFC 3339 of 2000-01-01T00:00:00Z plus minutes. */
+static void period_text(long long minutes, char out[32])
+{
+	time_t t = (time_t)946684800 + (time_t)minutes * 60;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Expands the placeholders of template for request number n; -1 if it does not fit. */
+static int expand(const char *template, long long n, char *out, size_t size)
+{
+	size_t len = 0;
+	for (const char *p = template; *p;) {
+		char piece[160];
+		const char *add = NULL;
+		size_t skip = 1;
+		if (*p == '{') {
+			if (strncmp(p, "{n}", 3) == 0) {
+				snprintf(piece, sizeof(piece), "%lld", n);
+				add = piece, skip = 3;
+			} else if (strncmp(p, "{from}", 6) == 0) {
+				add = n % 2 ? cfg.to : cfg.from, skip = 6;
+			} else if (strncmp(p, "{to}", 4) == 0) {
+				add = n % 2 ? cfg.from : cfg.to, skip = 4;
+			} else if (strncmp(p, "{start}", 7) == 0) {
+				period_text(n, piece);
+				add = piece, skip = 7;
+			} else if (strncmp(p, "{end}", 5) == 0) {
+				period_text(n + 1, piece);
+				add = piece, skip = 5;
+			}
+		}
+		size_t add_len = add ? strlen(add) : 1;
+		if (len + add_len + 1 > size)
+			return -1;
+		memcpy(out + len, add ? add : p, add_len);
+		len += add_len;
+		p += skip;
+	}
+	out[len] = '\0';
+	return (int)len;
+}
+
+static void put_header(unsigned char *h, int type, size_t content_len, size_t padding)
+{
+	h[0] = FCGI_VERSION_1;
+	h[1] = (unsigned char)type;
+	h[2] = 0;
+	h[3] = 1; /* request id 1: one request at a time per connection */
+	h[4] = (unsigned char)(content_len >> 8);
+	h[5] = (unsigned char)content_len;
+	h[6] = (unsigned char)padding;
+	h[7] = 0;
+}
+
+/* Appends one name-value pair in FastCGI's length encoding. */
+static size_t put_pair(unsigned char *out, const char *name, const char *value)
+{
+	size_t nl = strlen(name), vl = strlen(value), at = 0;
+	size_t lens[2] = {nl, vl};
+	for (int i = 0; i < 2; i++) {
+		if (lens[i] < 128) {
+			out[at++] = (unsigned char)lens[i];
+		} else {
+			out[at++] = (unsigned char)(0x80 | (lens[i] >> 24));
+			out[at++] = (unsigned char)(lens[i] >> 16);
+			out[at++] = (unsigned char)(lens[i] >> 8);
+			out[at++] = (unsigned char)lens[i];
+		}
+	}
+	memcpy(out + at, name, nl);
+	memcpy(out + at + nl, value, vl);
+	return at + nl + vl;
+}
+
+/* Appends records of one stream type holding data (split at 64 KiB), then the empty record. */
+static size_t put_stream(unsigned char *out, int type, const unsigned char *data, size_t len)
+{
+	size_t at = 0;
+	while (len > 0) {
+		size_t n = len > FCGI_MAX_CONTENT ? FCGI_MAX_CONTENT : len;
+		put_header(out + at, type, n, 0);
+		memcpy(out + at + FCGI_HEADER_LEN, data, n);
+		at += FCGI_HEADER_LEN + n;
+		data += n;
+		len -= n;
+	}
+	put_header(out + at, type, 0, 0);
+	return at + FCGI_HEADER_LEN;
+}
+
+/* The whole request n as bytes on the wire; 0 if it does not fit. */
+static size_t build_request(long long n, unsigned char *out)
+{
+	char path[MAX_TEXT], body[MAX_TEXT], length[24], auth[MAX_TEXT];
+	if (expand(cfg.path, n, path, sizeof(path)) < 0)
+		return 0;
+	int body_len = 0;
+	body[0] = '\0';
+	if (cfg.body && (body_len = expand(cfg.body, n, body, sizeof(body))) < 0)
+		return 0;
+	snprintf(length, sizeof(length), "%d", body_len);
+	char *query = strchr(path, '?');
+	char path_only[MAX_TEXT];
+	snprintf(path_only, sizeof(path_only), "%.*s", query ? (int)(query - path) : (int)strlen(path),
+	         path);
+
+	unsigned char params[4 * MAX_TEXT];
+	size_t p = 0;
+	p += put_pair(params + p, "GATEWAY_INTERFACE", "CGI/1.1");
+	p += put_pair(params + p, "SERVER_PROTOCOL", "HTTP/1.1");
+	p += put_pair(params + p, "SERVER_SOFTWARE", "fcgi_load");
+	p += put_pair(params + p, "REQUEST_METHOD", cfg.method);
+	p += put_pair(params + p, "REQUEST_URI", path);
+	p += put_pair(params + p, "SCRIPT_NAME", "");
+	p += put_pair(params + p, "PATH_INFO", path_only);
+	p += put_pair(params + p, "QUERY_STRING", query ? query + 1 : "");
+	p += put_pair(params + p, "REMOTE_ADDR", "127.0.0.1");
+	p += put_pair(params + p, "REMOTE_PORT", "40000");
+	p += put_pair(params + p, "SERVER_NAME", "127.0.0.1");
+	p += put_pair(params + p, "SERVER_PORT", "80");
+	p += put_pair(params + p, "HTTP_HOST", "127.0.0.1");
+	p += put_pair(params + p, "HTTP_USER_AGENT", "fcgi_load");
+	p += put_pair(params + p, "CONTENT_LENGTH", length);
+	if (cfg.body)
+		p += put_pair(params + p, "CONTENT_TYPE", "application/json");
+	if (cfg.token) {
+		snprintf(auth, sizeof(auth), "Bearer %s", cfg.token);
+		p += put_pair(params + p, "HTTP_AUTHORIZATION", auth);
+	}
+
+	/* BEGIN_REQUEST, then each stream's records (one header per 64 KiB) and its empty record. */
+	size_t need = 2 * FCGI_HEADER_LEN + p + (size_t)body_len +
+	              FCGI_HEADER_LEN * (p / FCGI_MAX_CONTENT + (size_t)body_len / FCGI_MAX_CONTENT + 4);
+	if (need > REQUEST_MAX)
+		return 0;
+	size_t at = 0;
+	put_header(out, FCGI_BEGIN_REQUEST, 8, 0);
+	unsigned char *b = out + FCGI_HEADER_LEN;
+	memset(b, 0, 8);
+	b[1] = FCGI_RESPONDER;
+	b[2] = cfg.keep ? FCGI_KEEP_CONN : 0;
+	at = 2 * FCGI_HEADER_LEN;
+	at += put_stream(out + at, FCGI_PARAMS, params, p);
+	at += put_stream(out + at, FCGI_STDIN, (const unsigned char *)body, (size_t)body_len);
+	return at;
+}
+
+/* ---- one connection ---- */
+
+enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_SENDING, CONN_RECEIVING };
+
+struct conn {
+	int fd;
+	enum conn_state state;
+	long long index, sequence; /* {n} = offset + index + sequence * total connections */
+	int64_t started_us, retry_at_us;
+	unsigned char request[REQUEST_MAX];
+	size_t request_len, sent;
+	/* Reading records: the header being collected, then what is left of its content and padding. */
+	unsigned char header[FCGI_HEADER_LEN];
+	size_t header_have, content_left, padding_left;
+	int record_type;
+	char status_peek[STATUS_PEEK + 1];
+	size_t status_have;
+	bool ended;
+};
+
+struct worker {
+	struct conn *conns;
+	int count;
+	int epfd;
+	int64_t deadline_us;
+	struct result *result;
+};
+
+static int status_of(const struct conn *c)
+{
+	/* ee-api writes "Status: NNN Reason" first; a responder that leaves it out means 200. */
+	if (strncmp(c->status_peek, "Status:", 7) != 0)
+		return 200;
+	return atoi(c->status_peek + 7);
+}
+
+static void conn_close(int epfd, struct conn *c)
+{
+	if (c->fd >= 0) {
+		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		close(c->fd);
+	}
+	c->fd = -1;
+	c->state = CONN_IDLE;
+}
+
+static void conn_failed(int epfd, struct conn *c, struct result *r)
+{
+	r->conn_errors++;
+	conn_close(epfd, c);
+	c->retry_at_us = now_us() + RETRY_DELAY_MS * 1000;
+}
+
+static void conn_prepare(struct conn *c)
+{
+	long long n = cfg.offset + c->index + c->sequence * (long long)cfg.conns;
+	c->request_len = build_request(n, c->request);
+	c->sent = 0;
+	c->header_have = c->content_left = c->padding_left = 0;
+	c->status_have = 0;
+	c->status_peek[0] = '\0';
+	c->ended = false;
+	c->started_us = now_us();
+}
+
+static int want(int epfd, struct conn *c, uint32_t events, bool add)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = c};
+	return epoll_ctl(epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Starts the connection's next request: a new socket unless one is kept. */
+static void conn_start(int epfd, struct conn *c, struct result *r)
+{
+	conn_prepare(c);
+	if (c->request_len == 0) {
+		fprintf(stderr, "fcgi_load: a request does not fit in %d bytes\n", REQUEST_MAX);
+		exit(2);
+	}
+	if (c->fd >= 0) {
+		c->state = CONN_SENDING;
+		want(epfd, c, EPOLLOUT, false);
+		return;
+	}
+	int fd = socket(cfg.unix_socket ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		conn_failed(epfd, c, r);
+		return;
+	}
+	if (!cfg.unix_socket) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	int rc = cfg.unix_socket ? connect(fd, (struct sockaddr *)&cfg.sun, sizeof(cfg.sun))
+	                         : connect(fd, (struct sockaddr *)&cfg.sin, sizeof(cfg.sin));
+	c->fd = fd;
+	if (rc != 0 && errno != EINPROGRESS) {
+		/* EAGAIN on a unix socket: the listen queue is full. */
+		conn_failed(epfd, c, r);
+		return;
+	}
+	c->state = rc == 0 ? CONN_SENDING : CONN_CONNECTING;
+	if (want(epfd, c, EPOLLOUT, true) != 0)
+		conn_failed(epfd, c, r);
+}
+
+static void conn_finish(int epfd, struct conn *c, struct result *r, int64_t now,
+                        int64_t deadline)
+{
+	int64_t us = now - c->started_us;
+	if (now >= deadline) {
+		r->late_ok += status_of(c) == 200;
+		conn_close(epfd, c);
+		return;
+	}
+	r->requests++;
+	r->hist[hist_index(us < 0 ? 0 : (uint64_t)us)]++;
+	if (status_of(c) == 200)
+		r->ok++;
+	else
+		r->non_200++;
+	c->sequence++;
+	if (!cfg.keep)
+		conn_close(epfd, c);
+}
+
+/* Consumes response bytes; 1 at END_REQUEST, 0 for more, -1 on a broken stream. */
+static int conn_parse(struct conn *c, const unsigned char *data, size_t len)
+{
+	while (len > 0) {
+		if (c->content_left == 0 && c->padding_left == 0 && c->header_have < FCGI_HEADER_LEN) {
+			size_t n = FCGI_HEADER_LEN - c->header_have;
+			if (n > len)
+				n = len;
+			memcpy(c->header + c->header_have, data, n);
+			c->header_have += n;
+			data += n;
+			len -= n;
+			if (c->header_have < FCGI_HEADER_LEN)
+				return 0;
+			if (c->header[0] != FCGI_VERSION_1)
+				return -1;
+			c->record_type = c->header[1];
+			c->content_left = (size_t)c->header[4] << 8 | c->header[5];
+			c->padding_left = c->header[6];
+			if (c->record_type == FCGI_END_REQUEST)
+				c->ended = true;
+			if (c->content_left == 0 && c->padding_left == 0) {
+				c->header_have = 0;
+				if (c->ended)
+					return len == 0 ? 1 : -1;
+			}
+			continue;
+		}
+		if (c->content_left > 0) {
+			size_t n = c->content_left < len ? c->content_left : len;
+			if (c->record_type == FCGI_STDOUT && c->status_have < STATUS_PEEK) {
+				size_t k = STATUS_PEEK - c->status_have;
+				if (k > n)
+					k = n;
+				memcpy(c->status_peek + c->status_have, data, k);
+				c->status_have += k;
+				c->status_peek[c->status_have] = '\0';
+			}
+			c->content_left -= n;
+			data += n;
+			len -= n;
+		} else {
+			size_t n = c->padding_left < len ? c->padding_left : len;
+			c->padding_left -= n;
+			data += n;
+			len -= n;
+		}
+		if (c->content_left == 0 && c->padding_left == 0) {
+			c->header_have = 0;
+			if (c->ended)
+				return len == 0 ? 1 : -1;
+		}
+	}
+	return 0;
+}
+
+static void conn_event(int epfd, struct conn *c, uint32_t events, struct worker *w)
+{
+	struct result *r = w->result;
+	if (c->state == CONN_CONNECTING) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+			conn_failed(epfd, c, r);
+			return;
+		}
+		c->state = CONN_SENDING;
+	}
+	if (c->state == CONN_SENDING) {
+		while (c->sent < c->request_len) {
+			ssize_t n = send(c->fd, c->request + c->sent, c->request_len - c->sent, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			if (n <= 0) {
+				conn_failed(epfd, c, r);
+				return;
+			}
+			c->sent += (size_t)n;
+		}
+		c->state = CONN_RECEIVING;
+		want(epfd, c, EPOLLIN, false);
+		return;
+	}
+	if (c->state == CONN_RECEIVING && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		unsigned char buf[65536];
+		for (;;) {
+			ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			if (n <= 0) {
+				conn_failed(epfd, c, r);
+				return;
+			}
+			int done = conn_parse(c, buf, (size_t)n);
+			if (done < 0) {
+				conn_failed(epfd, c, r);
+				return;
+			}
+			if (done > 0) {
+				int64_t now = now_us();
+				conn_finish(epfd, c, r, now, w->deadline_us);
+				if (now < w->deadline_us)
+					conn_start(epfd, c, r);
+				return;
+			}
+		}
+	}
+}
+
+/*
+ * Whether a request sent before the deadline is still unanswered.  Those are
+ * waited for (up to DRAIN_MS), so that every write ee-api commits is one
+ * this client saw answered; a request not yet sent is dropped.
+ */
+static bool in_flight(struct worker *w, int64_t now)
+{
+	if (now >= w->deadline_us + DRAIN_MS * 1000)
+		return false;
+	for (int i = 0; i < w->count; i++) {
+		struct conn *c = &w->conns[i];
+		if (c->state == CONN_CONNECTING && c->fd >= 0) {
+			conn_close(w->epfd, c);
+		} else if (c->state == CONN_SENDING && c->sent == 0) {
+			conn_close(w->epfd, c);
+		} else if (c->state == CONN_SENDING || c->state == CONN_RECEIVING) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0) {
+		perror("fcgi_load: epoll_create1");
+		exit(2);
+	}
+	w->epfd = epfd;
+	for (int i = 0; i < w->count; i++)
+		conn_start(epfd, &w->conns[i], w->result);
+	struct epoll_event events[256];
+	for (;;) {
+		int64_t now = now_us();
+		if (now >= w->deadline_us && !in_flight(w, now))
+			break;
+		int timeout = now < w->deadline_us ? (int)((w->deadline_us - now) / 1000) + 1 : 10;
+		for (int i = 0; i < w->count; i++)
+			if (w->conns[i].state == CONN_IDLE)
+				timeout = RETRY_DELAY_MS;
+		int n = epoll_wait(epfd, events, 256, timeout);
+		for (int i = 0; i < n; i++)
+			conn_event(epfd, events[i].data.ptr, events[i].events, w);
+		now = now_us();
+		for (int i = 0; i < w->count && now < w->deadline_us; i++) {
+			struct conn *c = &w->conns[i];
+			if (c->state == CONN_IDLE && c->retry_at_us <= now)
+				conn_start(epfd, c, w->result);
+		}
+	}
+	for (int i = 0; i < w->count; i++)
+		conn_close(epfd, &w->conns[i]);
+	close(epfd);
+	return NULL;
+}
+
+/* One process: its share of the connections over cfg.threads threads. */
+static void run_process(int proc, struct result *out, int64_t deadline_us)
+{
+	int per_proc = cfg.conns / cfg.procs + (proc < cfg.conns % cfg.procs);
+	int first = proc * (cfg.conns / cfg.procs) + (proc < cfg.conns % cfg.procs ? proc : cfg.conns % cfg.procs);
+	int threads = cfg.threads < per_proc ? cfg.threads : per_proc;
+	struct conn *conns = calloc((size_t)per_proc, sizeof(*conns));
+	struct result *results = calloc((size_t)threads, sizeof(*results));
+	struct worker workers[MAX_THREADS];
+	pthread_t tids[MAX_THREADS];
+	if (!conns || !results) {
+		fprintf(stderr, "fcgi_load: out of memory\n");
+		exit(2);
+	}
+	for (int i = 0; i < per_proc; i++) {
+		conns[i].fd = -1;
+		conns[i].index = first + i;
+	}
+	int at = 0;
+	for (int t = 0; t < threads; t++) {
+		int n = per_proc / threads + (t < per_proc % threads);
+		workers[t] = (struct worker){conns + at, n, -1, deadline_us, &results[t]};
+		at += n;
+		if (pthread_create(&tids[t], NULL, worker_run, &workers[t]) != 0) {
+			fprintf(stderr, "fcgi_load: cannot start a thread\n");
+			exit(2);
+		}
+	}
+	memset(out, 0, sizeof(*out));
+	for (int t = 0; t < threads; t++) {
+		pthread_join(tids[t], NULL);
+		out->requests += results[t].requests;
+		out->ok += results[t].ok;
+		out->non_200 += results[t].non_200;
+		out->conn_errors += results[t].conn_errors;
+		out->late_ok += results[t].late_ok;
+		for (size_t i = 0; i < HIST_BUCKETS; i++)
+			out->hist[i] += results[t].hist[i];
+	}
+	free(conns);
+	free(results);
+}
+
+/* ---- main ---- */
+
+static pid_t children[MAX_PROCS];
+static int child_count;
+
+static void on_signal(int sig)
+{
+	for (int i = 0; i < child_count; i++)
+		if (children[i] > 0)
+			kill(children[i], SIGTERM);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+	        "usage: fcgi_load -a ADDR [-d SECONDS] [-c CONNS] [-t THREADS] [-P PROCS] [-k]\n"
+	        "                 [-m METHOD] -p PATH [-b BODY] [-T TOKEN] [-o OFFSET] [-A FROM,TO]\n"
+	        "  ADDR: /path/to/socket or 127.0.0.1:PORT; placeholders in PATH and BODY:\n"
+	        "  {n} {from} {to} {start} {end}\n");
+	exit(2);
+}
+
+static int parse_addr(const char *a)
+{
+	if (a[0] == '/' || a[0] == '.') {
+		if (strlen(a) >= sizeof(cfg.sun.sun_path))
+			return -1;
+		cfg.unix_socket = true;
+		cfg.sun.sun_family = AF_UNIX;
+		snprintf(cfg.sun.sun_path, sizeof(cfg.sun.sun_path), "%s", a);
+		return 0;
+	}
+	const char *colon = strrchr(a, ':');
+	char host[64];
+	if (!colon || (size_t)(colon - a) >= sizeof(host))
+		return -1;
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - a), a);
+	cfg.sin.sin_family = AF_INET;
+	cfg.sin.sin_port = htons((uint16_t)atoi(colon + 1));
+	return inet_pton(AF_INET, host, &cfg.sin.sin_addr) == 1 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+	snprintf(cfg.from, sizeof(cfg.from), "bench-a");
+	snprintf(cfg.to, sizeof(cfg.to), "bench-b");
+	int opt;
+	while ((opt = getopt(argc, argv, "a:d:c:t:P:km:p:b:T:o:A:")) != -1) {
+		switch (opt) {
+		case 'a': cfg.addr = optarg; break;
+		case 'd': cfg.seconds = atof(optarg); break;
+		case 'c': cfg.conns = atoi(optarg); break;
+		case 't': cfg.threads = atoi(optarg); break;
+		case 'P': cfg.procs = atoi(optarg); break;
+		case 'k': cfg.keep = true; break;
+		case 'm': cfg.method = optarg; break;
+		case 'p': cfg.path = optarg; break;
+		case 'b': cfg.body = optarg; break;
+		case 'T': cfg.token = optarg; break;
+		case 'o': cfg.offset = atoll(optarg); break;
+		case 'A': {
+			const char *comma = strchr(optarg, ',');
+			if (!comma || comma == optarg || strlen(comma + 1) > 128 ||
+			    (size_t)(comma - optarg) > 128)
+				usage();
+			snprintf(cfg.from, sizeof(cfg.from), "%.*s", (int)(comma - optarg), optarg);
+			snprintf(cfg.to, sizeof(cfg.to), "%s", comma + 1);
+			break;
+		}
+		default: usage();
+		}
+	}
+	if (!cfg.addr || !cfg.path || cfg.seconds <= 0 || cfg.conns < 1 || cfg.conns > MAX_CONNS ||
+	    cfg.threads < 1 || cfg.threads > MAX_THREADS || cfg.procs < 1 || cfg.procs > MAX_PROCS ||
+	    cfg.procs > cfg.conns)
+		usage();
+	if (parse_addr(cfg.addr) != 0) {
+		fprintf(stderr, "fcgi_load: bad address %s\n", cfg.addr);
+		return 2;
+	}
+	unsigned char probe[REQUEST_MAX];
+	if (build_request(cfg.offset, probe) == 0) {
+		fprintf(stderr, "fcgi_load: the request is too large\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	/* Every process writes its result into its own slot of a shared mapping. */
+	struct result *slots = mmap(NULL, sizeof(struct result) * (size_t)cfg.procs,
+	                            PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (slots == MAP_FAILED) {
+		perror("fcgi_load: mmap");
+		return 2;
+	}
+	int64_t start = now_us();
+	int64_t deadline = start + (int64_t)(cfg.seconds * 1e6);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	pid_t parent = getpid();
+	for (int p = 1; p < cfg.procs; p++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fcgi_load: fork");
+			on_signal(SIGTERM);
+		}
+		if (pid == 0) {
+			signal(SIGINT, SIG_DFL);
+			signal(SIGTERM, SIG_DFL);
+			/* Never outlive the parent, whatever ends it. */
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (getppid() != parent)
+				_exit(1);
+			run_process(p, &slots[p], deadline);
+			_exit(0);
+		}
+		children[child_count++] = pid;
+	}
+	run_process(0, &slots[0], deadline);
+	bool children_ok = true;
+	for (int i = 0; i < child_count; i++) {
+		int status;
+		if (waitpid(children[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			children_ok = false;
+	}
+	double seconds = (double)(deadline - start) / 1e6;
+	struct result total;
+	memset(&total, 0, sizeof(total));
+	for (int p = 0; p < cfg.procs; p++) {
+		total.requests += slots[p].requests;
+		total.ok += slots[p].ok;
+		total.non_200 += slots[p].non_200;
+		total.conn_errors += slots[p].conn_errors;
+		total.late_ok += slots[p].late_ok;
+		for (size_t i = 0; i < HIST_BUCKETS; i++)
+			total.hist[i] += slots[p].hist[i];
+	}
+	printf("requests %llu ok %llu non_200 %llu conn_errors %llu answered_200 %llu seconds %.2f "
+	       "rps %.0f p50_ms %.3f p90_ms %.3f p99_ms %.3f\n",
+	       (unsigned long long)total.requests, (unsigned long long)total.ok,
+	       (unsigned long long)total.non_200, (unsigned long long)total.conn_errors,
+	       (unsigned long long)(total.ok + total.late_ok), seconds,
+	       (double)total.requests / seconds, hist_percentile_ms(&total, 50),
+	       hist_percentile_ms(&total, 90), hist_percentile_ms(&total, 99));
+	munmap(slots, sizeof(struct result) * (size_t)cfg.procs);
+	return children_ok && total.non_200 == 0 && total.conn_errors == 0 && total.ok > 0 ? 0 : 1;
+}
