@@ -25,6 +25,7 @@
 #include "tunneld.h"
 
 #define SESSION_MAX_OUTQ_BYTES (64 * 1024 * 1024) /* an agent that stops reading is dropped */
+#define SESSION_RX_KEEP 1024 /* a message buffer larger than this is freed once handled */
 
 static int64_t now_ms(void) { return time_now_ms(); }
 
@@ -497,7 +498,15 @@ static int on_receive(struct session *s, const char *in, size_t len)
 	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi) && !s->rx_overflow &&
 	    !s->close_after_flush) {
 		handle_message(s, s->rx.data ? s->rx.data : "", s->rx.len);
-		buf_reset(&s->rx);
+		/*
+		 * An idle tunnel keeps no message buffer: a large one (the
+		 * attest_response, a proxied body) is given back, a heartbeat's
+		 * small one is reused.
+		 */
+		if (s->rx.cap > SESSION_RX_KEEP)
+			buf_free(&s->rx);
+		else
+			buf_reset(&s->rx);
 	}
 	return 0;
 }
@@ -590,9 +599,17 @@ void session_close_all(struct tunneld *td)
 	}
 }
 
+/*
+ * libwebsockets gives every connection a receive buffer of rx_buffer_size
+ * for its whole life; messages larger than it arrive in pieces, which the
+ * session joins (on_receive).  1 KiB keeps an idle tunnel near 4 KiB in
+ * all (docs/PERFORMANCE.md).  What one send() may carry is set apart, so
+ * large messages to agents still go out in 64 KiB writes.
+ */
 const struct lws_protocols tunneld_control_protocol = {
 	.name = "ee-tunnel",
 	.callback = control_callback,
 	.per_session_data_size = sizeof(struct conn_data),
-	.rx_buffer_size = 65536,
+	.rx_buffer_size = 1024,
+	.tx_packet_size = 65536,
 };
