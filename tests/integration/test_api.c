@@ -1,7 +1,10 @@
 /*
  * test_api.c - every endpoint's normal use through real Caddy and ee-api
  * (FastCGI), and the same answers from ee-api run as CGI.  The ledger
- * invariants are checked after every case that moves money.
+ * invariants are checked after every case that moves money.  With
+ * EE_TEST_API_MODE=apache-cgi (tests/run does both) every case runs
+ * through Debian's Apache and cgi-bin/ instead: ee-api as CGI, one process
+ * per request, as on a shared host.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "timeutil.h"
 
 static struct stack st;
+static enum stack_api_mode api_mode;
 
 /* Every balance read here must answer 200. */
 static long long balance_of(const char *account, long long *locked)
@@ -34,7 +38,7 @@ static void post_ok(const char *path, const char *token, const char *body, struc
 
 static void test_health(void)
 {
-	test_case("GET /health through Caddy");
+	test_case("GET /health through %s", stack_front_name(api_mode));
 	struct http_result r;
 	stack_request(&st, "GET", "/health", NULL, NULL, &r);
 	CHECK_INT(r.status, 200);
@@ -608,11 +612,42 @@ static void test_cgi(void)
 	http_result_free(&r);
 }
 
+/*
+ * cgi-bin/.htaccess: what must never be served, should it land in the web
+ * root; decoys are put there to show it.
+ */
+static void test_apache_refuses_private_files(void)
+{
+	static const char *const names[] = {"ee-api.env", "control-plane.db", "control-plane.db-wal",
+	                                    "ee-api", "README.md", ".htaccess"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		test_case("Apache: GET /%s is refused (403), never served", names[i]);
+		char decoy[600], path[80];
+		snprintf(decoy, sizeof(decoy), "%s/htdocs/%s", st.dir, names[i]);
+		snprintf(path, sizeof(path), "/%s", names[i]);
+		FILE *f = strcmp(names[i], ".htaccess") != 0 ? fopen(decoy, "w") : NULL;
+		if (f) {
+			fputs("EE_DECOY=served\n", f);
+			CHECK(fclose(f) == 0);
+		}
+		struct http_result r;
+		stack_request(&st, "GET", path, TEST_ADMIN_TOKEN, NULL, &r);
+		CHECK_INT(r.status, 403);
+		CHECK(!r.body || (!strstr(r.body, "EE_DECOY") && !strstr(r.body, "RewriteRule")),
+		      "the file was served");
+		http_result_free(&r);
+	}
+}
+
 int main(void)
 {
-	test_case("start Caddy and ee-api");
-	if (stack_start(&st, "api", NULL) != 0)
+	api_mode = stack_api_mode_from_env();
+	struct stack_options opt = {.api_mode = api_mode};
+	test_case("start %s and ee-api", stack_front_name(api_mode));
+	if (stack_start(&st, "api", &opt) != 0) {
+		stack_stop(&st);
 		return test_finish();
+	}
 	test_health();
 	test_purchase_and_amounts();
 	test_transfer();
@@ -623,6 +658,8 @@ int main(void)
 	test_abuse();
 	test_ledger_entries();
 	test_cgi();
+	if (api_mode == STACK_API_APACHE_CGI)
+		test_apache_refuses_private_files();
 	test_case("stop cleanly");
 	stack_stop(&st);
 	return test_finish();

@@ -4,12 +4,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,6 +43,22 @@ const char *stack_bin_dir(void)
 {
 	const char *b = getenv("EE_TEST_BIN");
 	return b && *b ? b : "build/bin";
+}
+
+enum stack_api_mode stack_api_mode_from_env(void)
+{
+	const char *mode = getenv("EE_TEST_API_MODE");
+	if (!mode || !*mode || strcmp(mode, "fastcgi") == 0)
+		return STACK_API_LISTEN_UNIX;
+	if (strcmp(mode, "apache-cgi") == 0)
+		return STACK_API_APACHE_CGI;
+	test_fail(__FILE__, __LINE__, "EE_TEST_API_MODE=%s: want fastcgi or apache-cgi", mode);
+	return STACK_API_LISTEN_UNIX;
+}
+
+const char *stack_front_name(enum stack_api_mode mode)
+{
+	return mode == STACK_API_APACHE_CGI ? "Apache" : "Caddy";
 }
 
 int stack_make_dir(char *out, size_t size, const char *name)
@@ -230,6 +249,8 @@ static int start_api(struct stack *s)
 		snprintf(s->upstream, sizeof(s->upstream), "unix/%s", s->socket_path);
 		s->api_pid = spawn_socket_activated(s, api, log);
 		break;
+	case STACK_API_APACHE_CGI:
+		return 0; /* Apache starts ee-api afresh for every request */
 	}
 	if (s->api_pid < 0)
 		return -1;
@@ -393,6 +414,314 @@ void stack_disallow(struct stack *s, const char *repo, const char *tag)
 		test_fail(__FILE__, __LINE__, "cannot remove %s: %s", path, strerror(errno));
 }
 
+/*
+ * STACK_API_APACHE_CGI: Debian's Apache in Caddy's place, running ee-api as
+ * CGI the way a shared host does (cgi-bin/README.md).  The stack's
+ * directory stands for the host user's home:
+ *   htdocs/            the document root: cgi-bin/.htaccess and
+ *                      cgi-bin/ee-api.cgi, copied unchanged
+ *   ee-api.env         the settings file ee-api.cgi reads (tokens), mode 600
+ *   ee-api             a copy of the built program, where ee-api.cgi looks
+ *   control-plane.db   made before Apache starts, by the user CGI runs as
+ *   sanitizer/         sanitizer reports of the CGI runs (log_path)
+ *   apache/            ServerRoot: httpd.conf, error.log, access.log
+ */
+#define APACHE_BIN_DEFAULT "/usr/sbin/apache2"        /* EE_TEST_APACHE */
+#define APACHE_MODULES_DEFAULT "/usr/lib/apache2/modules" /* EE_TEST_APACHE_MODULES */
+#define CGI_SOURCE_DEFAULT "cgi-bin"                  /* EE_TEST_CGI_DIR */
+#define APACHE_START_TRIES 300                        /* of 50 ms */
+
+static void stop_pid(pid_t *pid);
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : fallback;
+}
+
+/*
+ * Who CGI programs run as: the test's own user; as root (CI), www-data,
+ * since Apache refuses to run them as root.  That user then owns the
+ * stack's directory and database, as the host user does on a shared host;
+ * root still reads and writes them (SQLite gives the -wal and -shm files
+ * root creates to the database's owner).
+ */
+struct cgi_user {
+	bool is_other; /* Apache switches to it (User/Group) */
+	uid_t uid;
+	gid_t gid;
+};
+
+static int cgi_user_get(struct cgi_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	u->uid = geteuid();
+	u->gid = getegid();
+	if (u->uid != 0)
+		return 0;
+	const struct passwd *pw = getpwnam("www-data");
+	if (!pw)
+		pw = getpwnam("nobody");
+	if (!pw)
+		return -1;
+	u->is_other = true;
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	return 0;
+}
+
+static int give_to(const struct cgi_user *u, const char *path)
+{
+	return u->is_other ? chown(path, u->uid, u->gid) : 0;
+}
+
+static int copy_file(const char *from, const char *to, mode_t mode)
+{
+	int in = open(from, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -1;
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int rc = out < 0 ? -1 : 0;
+	char chunk[65536];
+	ssize_t n = 0;
+	while (rc == 0 && (n = read(in, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno != EINTR)
+				rc = -1;
+			continue;
+		}
+		for (ssize_t off = 0; rc == 0 && off < n;) {
+			ssize_t w = write(out, chunk + off, (size_t)(n - off));
+			if (w < 0 && errno != EINTR)
+				rc = -1;
+			else if (w > 0)
+				off += w;
+		}
+	}
+	close(in);
+	if (out >= 0) {
+		if (fchmod(out, mode) != 0) /* whatever the umask */
+			rc = -1;
+		if (close(out) != 0)
+			rc = -1;
+	}
+	return rc;
+}
+
+/* ee-api.env: what stack_apply_env sets, as NAME=value lines (cgi-bin/ee-api.cgi). */
+static int write_cgi_settings(const struct stack *s, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	fprintf(f, "# written by tests/support/stack.c\nEE_DB_PATH=%s\nEE_LOG_LEVEL=info\n",
+	        s->db_path);
+	if (!s->opt.no_tokens)
+		fprintf(f, "EE_ADMIN_TOKEN=%s\nEE_LAUNCHER_TOKEN=%s\nEE_UPTIME_TOKEN=%s\n",
+		        TEST_ADMIN_TOKEN, TEST_LAUNCHER_TOKEN, TEST_UPTIME_TOKEN);
+	for (int i = 0; s->opt.env && s->opt.env[i]; i++)
+		fprintf(f, "%s\n", s->opt.env[i]);
+	bool ok = !ferror(f);
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Creates the database as the CGI user, so that root (ee-tunneld, the test) never makes it. */
+static int migrate_as(const struct stack *s, const struct cgi_user *u, const char *api)
+{
+	char log[340];
+	snprintf(log, sizeof(log), "%s/ee-api.log", s->dir);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		if (u->is_other &&
+		    (setgroups(0, NULL) != 0 || setgid(u->gid) != 0 || setuid(u->uid) != 0))
+			_exit(126);
+		stack_apply_env(s);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		execl(api, api, "--migrate", (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* The home-like layout above, up to (not including) Apache's configuration. */
+static int apache_prepare(struct stack *s)
+{
+	struct cgi_user u;
+	const char *source = env_or("EE_TEST_CGI_DIR", CGI_SOURCE_DEFAULT);
+	char htdocs[340], from[PATH_MAX], to[PATH_MAX], sanitizer[340];
+	snprintf(s->apache_dir, sizeof(s->apache_dir), "%s/apache", s->dir);
+	snprintf(htdocs, sizeof(htdocs), "%s/htdocs", s->dir);
+	snprintf(sanitizer, sizeof(sanitizer), "%s/sanitizer", s->dir);
+	if (cgi_user_get(&u) != 0 || give_to(&u, s->dir) != 0 || mkdir(htdocs, 0755) != 0 ||
+	    give_to(&u, htdocs) != 0 || mkdir(s->apache_dir, 0755) != 0 ||
+	    give_to(&u, s->apache_dir) != 0 || mkdir(sanitizer, 0755) != 0 ||
+	    give_to(&u, sanitizer) != 0)
+		return -1;
+	static const struct {
+		const char *name;
+		mode_t mode;
+	} shipped[] = {{".htaccess", 0644}, {"ee-api.cgi", 0755}};
+	for (size_t i = 0; i < sizeof(shipped) / sizeof(shipped[0]); i++) {
+		snprintf(from, sizeof(from), "%s/%s", source, shipped[i].name);
+		snprintf(to, sizeof(to), "%s/%s", htdocs, shipped[i].name);
+		if (copy_file(from, to, shipped[i].mode) != 0 || give_to(&u, to) != 0)
+			return -1;
+	}
+	/* A copy: the build directory need not be readable by the CGI user. */
+	snprintf(from, sizeof(from), "%s/ee-api", s->bin_dir);
+	snprintf(to, sizeof(to), "%s/ee-api", s->dir);
+	if (copy_file(from, to, 0755) != 0 || give_to(&u, to) != 0)
+		return -1;
+	char settings[340];
+	snprintf(settings, sizeof(settings), "%s/ee-api.env", s->dir);
+	if (write_cgi_settings(s, settings) != 0 || give_to(&u, settings) != 0)
+		return -1;
+	return migrate_as(s, &u, to);
+}
+
+/* Sanitizer options for CGI runs: the test's own, with reports to files in <dir>/sanitizer. */
+static void apache_sanitizer_env(FILE *f, const struct stack *s, const char *name)
+{
+	const char *own = getenv(name);
+	if (own && strpbrk(own, "\"\\\n"))
+		own = NULL; /* not expressible in httpd.conf; tests/run never sets such */
+	fprintf(f, "SetEnv %s \"%s%slog_path=%s/sanitizer/report\"\n", name, own ? own : "",
+	        own && *own ? ":" : "", s->dir);
+}
+
+static int apache_write_conf(const struct stack *s, const char *path)
+{
+	struct cgi_user u;
+	if (cgi_user_get(&u) != 0)
+		return -1;
+	const char *modules = env_or("EE_TEST_APACHE_MODULES", APACHE_MODULES_DEFAULT);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	const char *a = s->apache_dir;
+	fprintf(f,
+	        "# written by tests/support/stack.c: one test stack's Apache, loopback only\n"
+	        "ServerRoot \"%s\"\nServerName 127.0.0.1\nListen 127.0.0.1:%d\n"
+	        "PidFile \"%s/apache2.pid\"\nErrorLog \"%s/error.log\"\nLogLevel warn\n"
+	        "DefaultRuntimeDir \"%s\"\nMutex file:%s default\n",
+	        a, s->port, a, a, a, a);
+	static const char *const modules_used[][2] = {
+		{"mpm_prefork_module", "mod_mpm_prefork.so"}, {"authz_core_module", "mod_authz_core.so"},
+		{"mime_module", "mod_mime.so"},               {"env_module", "mod_env.so"},
+		{"rewrite_module", "mod_rewrite.so"},         {"cgi_module", "mod_cgi.so"},
+	};
+	for (size_t i = 0; i < sizeof(modules_used) / sizeof(modules_used[0]); i++)
+		fprintf(f, "LoadModule %s %s/%s\n", modules_used[i][0], modules, modules_used[i][1]);
+	if (u.is_other)
+		fprintf(f, "User #%ld\nGroup #%ld\n", (long)u.uid, (long)u.gid);
+	fprintf(f,
+	        "TypesConfig /dev/null\nTimeout 60\nKeepAlive On\n"
+	        "StartServers 2\nMinSpareServers 2\nMaxSpareServers 16\nMaxRequestWorkers 64\n"
+	        "LogFormat \"%%h \\\"%%r\\\" %%>s %%b %%Dus\" stack\nCustomLog \"%s/access.log\" stack\n"
+	        "DocumentRoot \"%s/htdocs\"\nAccessFileName .htaccess\n"
+	        "<Directory />\n\tAllowOverride None\n\tOptions None\n\tRequire all denied\n"
+	        "</Directory>\n"
+	        "# What a shared host lets .htaccess change, and nothing turned on here:\n"
+	        "# cgi-bin/.htaccess must enable CGI and rewriting itself.\n"
+	        "<Directory \"%s/htdocs\">\n"
+	        "\tAllowOverride AuthConfig FileInfo Indexes Limit "
+	        "Options=ExecCGI,Indexes,SymLinksIfOwnerMatch,FollowSymLinks\n"
+	        "\tOptions None\n\tRequire all granted\n</Directory>\n"
+	        "<Files \".ht*\">\n\tRequire all denied\n</Files>\n"
+	        "# A path, not a secret: the tokens are in the file.\n"
+	        "SetEnv EE_CGI_CONFIG \"%s/ee-api.env\"\n",
+	        a, s->dir, s->dir, s->dir);
+	apache_sanitizer_env(f, s, "ASAN_OPTIONS");
+	apache_sanitizer_env(f, s, "UBSAN_OPTIONS");
+	bool ok = !ferror(f);
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* Starts Apache on a free loopback port and waits for /health through ee-api.cgi. */
+static int apache_start(struct stack *s)
+{
+	char conf[360], log[360], url[128];
+	s->port = stack_free_port();
+	snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", s->port);
+	snprintf(conf, sizeof(conf), "%s/httpd.conf", s->apache_dir);
+	snprintf(log, sizeof(log), "%s/stderr.log", s->apache_dir);
+	if (s->port <= 0 || apache_write_conf(s, conf) != 0)
+		return -1;
+	const char *apache = env_or("EE_TEST_APACHE", APACHE_BIN_DEFAULT);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);
+		/* Apache goes when the test goes, however the test ends. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+			_exit(126);
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int devnull = open("/dev/null", O_RDONLY);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		if (devnull >= 0)
+			dup2(devnull, STDIN_FILENO);
+		execl(apache, apache, "-f", conf, "-DFOREGROUND", (char *)NULL);
+		_exit(127);
+	}
+	s->apache_pid = pid;
+	snprintf(url, sizeof(url), "%s/health", s->base_url);
+	for (int i = 0; i < APACHE_START_TRIES; i++) {
+		struct http_result r;
+		int rc = http_do("GET", url, NULL, NULL, 0, &r);
+		long status = r.status;
+		http_result_free(&r);
+		if (rc == 0 && status == 200)
+			return 0;
+		if (waitpid(pid, NULL, WNOHANG) == pid) {
+			s->apache_pid = 0;
+			return -1;
+		}
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	stop_pid(&s->apache_pid);
+	return -1;
+}
+
+/* Fails the current case if a CGI run left a report in <dir>/sanitizer; shows the first. */
+static void check_no_cgi_sanitizer_reports(const struct stack *s)
+{
+	char dir[340], first[PATH_MAX] = "";
+	snprintf(dir, sizeof(dir), "%s/sanitizer", s->dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	int reports = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] != '.' && reports++ == 0)
+			snprintf(first, sizeof(first), "%s/%s", dir, e->d_name);
+	}
+	closedir(d);
+	if (reports == 0)
+		return;
+	check_no_sanitizer_report(first);
+	test_fail(__FILE__, __LINE__, "%d sanitizer report(s) from CGI runs in %s", reports, dir);
+}
+
 int stack_start(struct stack *s, const char *name, const struct stack_options *opt)
 {
 	memset(s, 0, sizeof(*s));
@@ -409,7 +738,13 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 		test_fail(__FILE__, __LINE__, "cannot set up the development network in %s", s->dir);
 		return -1;
 	}
-	if (start_api(s) != 0) {
+	if (s->opt.api_mode == STACK_API_APACHE_CGI) {
+		if (apache_prepare(s) != 0) {
+			test_fail(__FILE__, __LINE__,
+			          "cannot lay out ee-api for Apache in %s (see ee-api.log there)", s->dir);
+			return -1;
+		}
+	} else if (start_api(s) != 0) {
 		test_fail(__FILE__, __LINE__, "ee-api did not start (see %s/ee-api.log)", s->dir);
 		return -1;
 	}
@@ -421,6 +756,14 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 			          s->dir);
 			return -1;
 		}
+	}
+	if (s->opt.api_mode == STACK_API_APACHE_CGI) {
+		if (apache_start(s) != 0) {
+			test_fail(__FILE__, __LINE__, "Apache did not serve /health (see %s/error.log)",
+			          s->apache_dir);
+			return -1;
+		}
+		return 0;
 	}
 	if (s->opt.no_caddy)
 		return 0;
@@ -490,6 +833,7 @@ void check_no_sanitizer_report(const char *path)
 
 void stack_stop(struct stack *s)
 {
+	stop_pid(&s->apache_pid);
 	stop_pid(&s->caddy_pid);
 	stop_pid(&s->tunneld_pid);
 	stop_pid(&s->api_pid);
@@ -501,6 +845,12 @@ void stack_stop(struct stack *s)
 	check_no_sanitizer_report(log);
 	snprintf(log, sizeof(log), "%s/cgi.log", s->dir);
 	check_no_sanitizer_report(log);
+	if (s->opt.api_mode == STACK_API_APACHE_CGI && s->apache_dir[0]) {
+		char error_log[360];
+		snprintf(error_log, sizeof(error_log), "%s/error.log", s->apache_dir);
+		check_no_sanitizer_report(error_log);
+		check_no_cgi_sanitizer_reports(s);
+	}
 	if (!getenv("EE_TEST_KEEP") && !test_case_failed() && stack_remove_dir(s->dir) != 0)
 		fprintf(stderr, "could not remove %s: %s\n", s->dir, strerror(errno));
 }

@@ -2,7 +2,9 @@
  * stack.h - a running control plane for integration tests: a fresh
  * directory and database, ee-api as its own FastCGI server, and Debian's
  * Caddy in front of it on a free loopback port.  Also runs ee-api as a CGI
- * program the way a web server does, and snapshots the database.
+ * program the way a web server does, and snapshots the database.  In
+ * STACK_API_APACHE_CGI, Debian's Apache takes Caddy's place and runs
+ * ee-api as CGI the way a shared host does, from cgi-bin/ as shipped.
  *
  * sandbox-1 is a real development network: ee-tunneld verifies DCAP quotes
  * chaining to a test root (EE_DEV_ROOT_CA, EE_DEV_COLLATERAL_FILE), made by
@@ -33,6 +35,17 @@ enum stack_api_mode {
 	STACK_API_LISTEN_TCP,      /* ee-api --listen 127.0.0.1:<port> --workers N */
 	STACK_API_SPAWN_FCGI,      /* spawn-fcgi hands ee-api the socket on fd 0 */
 	STACK_API_SOCKET_ACTIVATION, /* systemd style: fd 3 with LISTEN_FDS/LISTEN_PID */
+	/*
+	 * Plain CGI behind Debian's Apache instead of Caddy: a document root
+	 * holding cgi-bin/.htaccess and cgi-bin/ee-api.cgi as shipped, the
+	 * settings file (ee-api.env) and a copy of ee-api beside it outside the
+	 * document root, Apache (prefork, mod_cgi, mod_rewrite) on a free
+	 * 127.0.0.1 port with the overrides a shared host allows.  As root,
+	 * Apache runs CGI programs as www-data, which then owns the stack's
+	 * directory and database.  /v1/tunnel and /v1/proxy are not routed
+	 * (ee-tunneld still runs on its own ports); no_caddy is ignored.
+	 */
+	STACK_API_APACHE_CGI,
 };
 
 struct stack_options {
@@ -61,10 +74,20 @@ struct stack {
 	char allowlist_dir[320];       /* EE_ALLOWLIST_DIR */
 	bool holds_hierarchy;          /* this stack counts among the hierarchy's users */
 	struct stack_options opt;
+	pid_t apache_pid;              /* STACK_API_APACHE_CGI: Apache, in Caddy's place */
+	char apache_dir[320];          /* its ServerRoot: httpd.conf, error.log, access.log */
 };
 
 /* The directory holding ee-api (EE_TEST_BIN, default build/bin). */
 const char *stack_bin_dir(void);
+/*
+ * The api_mode EE_TEST_API_MODE asks for, for the binaries tests/run runs
+ * once per mode: unset, empty or "fastcgi" is STACK_API_LISTEN_UNIX,
+ * "apache-cgi" STACK_API_APACHE_CGI; anything else fails the current case.
+ */
+enum stack_api_mode stack_api_mode_from_env(void);
+/* What answers stack_request in that mode: "Caddy" or "Apache" (for case names). */
+const char *stack_front_name(enum stack_api_mode mode);
 /* A fresh directory under $TMPDIR for one test. */
 int stack_make_dir(char *out, size_t size, const char *name);
 /*
@@ -78,7 +101,7 @@ int stack_free_port(void);
 int stack_start(struct stack *s, const char *name, const struct stack_options *opt);
 /* Stops everything; fails the current test case if a sanitizer reported anything. */
 void stack_stop(struct stack *s);
-/* Replaces a stopped ee-api with a fresh one on the same socket and database. */
+/* Replaces a stopped ee-api with a fresh one on the same socket and database (CGI: nothing to do). */
 int stack_restart_api(struct stack *s);
 /* Starts ee-tunneld (again) on the stack's ports; waits for its /health. */
 int stack_start_tunneld(struct stack *s);
@@ -97,7 +120,7 @@ void stack_disallow(struct stack *s, const char *repo, const char *tag);
 /* Environment for a process of this stack: tokens, database path. */
 void stack_apply_env(const struct stack *s);
 
-/* A request through Caddy: path like "/v1/apps". token NULL sends no Authorization. */
+/* A request through Caddy (or Apache): path like "/v1/apps". token NULL sends no Authorization. */
 int stack_request(struct stack *s, const char *method, const char *path, const char *token,
                   const char *body, struct http_result *out);
 /* Same with extra headers (NULL-terminated "Name: value" list). */
