@@ -69,6 +69,36 @@ static void serve(struct api_context *ctx, struct api_request *req, struct api_r
 	ctx->json = NULL;
 }
 
+/*
+ * libfcgi ends a connection with a lingering close: it shuts down its side
+ * and waits for the client to close first, so that unread input cannot
+ * turn the close into a reset that loses the answer.  That keeps the
+ * worker idle for a round trip on every request.  When the request's input
+ * has been read to its end (the usual case: the body was read, or there
+ * was none) there is nothing to lose, and the connection is closed at once
+ * (FCGX_Detach makes libfcgi's close a plain one); otherwise, or on a kept
+ * connection, libfcgi's own way stays.
+ */
+#define DRAIN_MAX_BYTES (64 * 1024)
+
+static void close_promptly_if_drained(FCGX_Request *fcgi)
+{
+	if (fcgi->keepConnection)
+		return;
+	char scrap[4096];
+	size_t drained = 0;
+	for (;;) {
+		int n = FCGX_GetStr(scrap, (int)sizeof(scrap), fcgi->in);
+		if (n <= 0)
+			break;
+		drained += (size_t)n;
+		if (drained > DRAIN_MAX_BYTES)
+			return;
+	}
+	if (FCGX_GetError(fcgi->in) == 0)
+		FCGX_Detach(fcgi);
+}
+
 static int run_fastcgi_worker(int listen_fd, const struct ee_config *cfg)
 {
 	struct sigaction sa = {0};
@@ -99,6 +129,7 @@ static int run_fastcgi_worker(int listen_fd, const struct ee_config *cfg)
 		serve(&ctx, &req, &res);
 		http_write_fcgi(&fcgi, &req, &res);
 		http_request_free(&req);
+		close_promptly_if_drained(&fcgi);
 		FCGX_Finish_r(&fcgi);
 		in_request = 0;
 	}

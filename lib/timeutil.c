@@ -42,6 +42,15 @@ static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 	*y = yoe + era * 400 + (*m <= 2);
 }
 
+/* value (0 <= value < 10^width) as exactly width decimal digits. */
+static void put_digits(char *out, int value, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		out[i] = (char)('0' + value % 10);
+		value /= 10;
+	}
+}
+
 void time_format_rfc3339(int64_t unix_ms, char out[EE_RFC3339_MAX])
 {
 	int64_t secs = unix_ms / 1000;
@@ -59,8 +68,27 @@ void time_format_rfc3339(int64_t unix_ms, char out[EE_RFC3339_MAX])
 	int64_t y;
 	int m, d;
 	civil_from_days(days, &y, &m, &d);
-	snprintf(out, EE_RFC3339_MAX, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m,
-	         d, (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60), (int)ms);
+	if (y < 0 || y > 9999) {
+		snprintf(out, EE_RFC3339_MAX, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y,
+		         m, d, (int)(rem / 3600), (int)(rem % 3600 / 60), (int)(rem % 60), (int)ms);
+		return;
+	}
+	/* Every answer carries times: digits written directly, not through snprintf. */
+	put_digits(out, (int)y, 4);
+	out[4] = '-';
+	put_digits(out + 5, m, 2);
+	out[7] = '-';
+	put_digits(out + 8, d, 2);
+	out[10] = 'T';
+	put_digits(out + 11, (int)(rem / 3600), 2);
+	out[13] = ':';
+	put_digits(out + 14, (int)(rem % 3600 / 60), 2);
+	out[16] = ':';
+	put_digits(out + 17, (int)(rem % 60), 2);
+	out[19] = '.';
+	put_digits(out + 20, (int)ms, 3);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 static int digits(const char *p, int n, int *out)
