@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -53,6 +54,7 @@ struct api_context {
 	const struct ee_config *cfg;
 	struct registry_policy policy;
 	struct ee_db *db; /* NULL while the database cannot be opened */
+	int64_t db_reopen_ms; /* the last look for write access on a read-only handle */
 	struct api_request *req;
 	struct api_response *res;
 	struct json_object *json; /* the parsed body of a JSON POST */

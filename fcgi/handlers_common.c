@@ -9,11 +9,20 @@
 
 struct ee_db *api_db(struct api_context *ctx)
 {
+	struct ee_db_options opts = {ctx->cfg->db_busy_timeout_ms, ctx->cfg->db_synchronous, true};
+	/* Opened read-only during a fault (permissions, a read-only file system):
+	 * look again, at most once a second, for write access. */
+	if (ctx->db && db_read_only(ctx->db)) {
+		int64_t now = time_monotonic_ms();
+		if (now - ctx->db_reopen_ms >= 1000) {
+			ctx->db_reopen_ms = now;
+			db_reopen(&ctx->db, ctx->cfg->db_path, &opts);
+		}
+	}
 	if (ctx->db)
 		return ctx->db;
 	/* The database was unreachable at start or went away: try again now, so
 	 * recovery needs no restart. */
-	struct ee_db_options opts = {ctx->cfg->db_busy_timeout_ms, ctx->cfg->db_synchronous, true};
 	struct ee_error err;
 	if (db_open(ctx->cfg->db_path, &opts, &ctx->db, &err) != 0) {
 		api_respond_ee_error(ctx, &err);

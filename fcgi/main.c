@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -156,9 +157,15 @@ static int run_cgi(const struct ee_config *cfg)
 
 static pid_t spawn_worker(int listen_fd, const struct ee_config *cfg)
 {
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
 		signal(SIGCHLD, SIG_DFL);
+		/* A worker does not outlive its supervisor (killed with SIGKILL, say):
+		 * it is told to stop as SIGTERM would, finishing its request. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(0);
 		_exit(run_fastcgi_worker(listen_fd, cfg));
 	}
 	if (pid < 0)

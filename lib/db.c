@@ -247,17 +247,11 @@ static int step_control(struct ee_db *db, sqlite3_stmt *stmt, struct ee_error *e
 
 int db_begin_write(struct ee_db *db, struct ee_error *err)
 {
-	/* The busy handler waits up to the timeout inside sqlite3_step; a few more
-	 * attempts ride out a writer that holds the lock slightly longer. */
-	int rc = SQLITE_BUSY;
-	for (int attempt = 0; attempt < 3; attempt++) {
-		rc = sqlite3_step(db->begin_immediate);
-		sqlite3_reset(db->begin_immediate);
-		if (rc == SQLITE_DONE)
-			return 0;
-		if ((rc & 0xff) != SQLITE_BUSY)
-			break;
-	}
+	/* The busy handler waits up to the busy timeout inside sqlite3_step. */
+	int rc = sqlite3_step(db->begin_immediate);
+	sqlite3_reset(db->begin_immediate);
+	if (rc == SQLITE_DONE)
+		return 0;
 	return db_fail(db, rc, err);
 }
 
@@ -287,6 +281,27 @@ void db_rollback(struct ee_db *db)
 }
 
 bool db_in_transaction(struct ee_db *db) { return !sqlite3_get_autocommit(db->handle); }
+
+bool db_read_only(struct ee_db *db) { return sqlite3_db_readonly(db->handle, "main") == 1; }
+
+bool db_reopen(struct ee_db **db, const char *path, const struct ee_db_options *opts)
+{
+	if (*db && db_in_transaction(*db))
+		return false;
+	/* The old handle goes first: connections of one process share the file's
+	 * WAL index, and one opened read-only would keep the new one read-only. */
+	db_close(*db);
+	*db = NULL;
+	struct ee_error err;
+	if (db_open(path, opts, db, &err) != 0)
+		return false;
+	if (db_read_only(*db))
+		return false;
+	log_info("database %s writable again", path);
+	return true;
+}
+
+void db_set_busy_timeout(struct ee_db *db, int ms) { sqlite3_busy_timeout(db->handle, ms); }
 
 int db_exec_stmt(struct ee_db *db, sqlite3_stmt *stmt, struct ee_error *err)
 {

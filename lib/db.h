@@ -43,11 +43,26 @@ int db_schema_version(struct ee_db *db);
 /* A prepared statement, reset and with bindings cleared; NULL on failure. */
 sqlite3_stmt *db_stmt(struct ee_db *db, enum db_stmt_id id, struct ee_error *err);
 
+/* BEGIN IMMEDIATE: waits up to the busy timeout for another writer, then 503 database_busy. */
 int db_begin_write(struct ee_db *db, struct ee_error *err);
 int db_begin_read(struct ee_db *db, struct ee_error *err);
 int db_commit(struct ee_db *db, struct ee_error *err);
 void db_rollback(struct ee_db *db);
 bool db_in_transaction(struct ee_db *db);
+/*
+ * True when SQLite opened the file read-only because it could not open it
+ * for writing (permissions, a read-only file system).  Such a handle stays
+ * read-only after the fault is fixed: the caller reopens it (db_reopen).
+ */
+bool db_read_only(struct ee_db *db);
+/*
+ * Closes *db and opens the file again (outside a transaction only; false
+ * and nothing done inside one).  True when the new handle is writable;
+ * false when it is read-only again, or *db is NULL because the open failed.
+ */
+bool db_reopen(struct ee_db **db, const char *path, const struct ee_db_options *opts);
+/* How long this handle waits for another writer (sqlite3_busy_timeout). */
+void db_set_busy_timeout(struct ee_db *db, int ms);
 
 /*
  * Maps an SQLite result code to a reason a client can act on:

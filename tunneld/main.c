@@ -162,22 +162,38 @@ int main(int argc, char **argv)
 	/* Without its database the daemon could record nothing; it waits for it
 	 * rather than exit, so a late disk does not need a person to restart it. */
 	struct ee_db_options opts = {td.cfg.base.db_busy_timeout_ms, td.cfg.base.db_synchronous, true};
-	for (int attempt = 0; db_open(td.cfg.base.db_path, &opts, &td.db, &err) != 0; attempt++) {
+	/* A file SQLite can only open read-only (permissions, a read-only file
+	 * system) is waited for too: such a handle would stay read-only after the
+	 * fault is fixed, and the verifier threads' handles with it. */
+	for (int attempt = 0;; attempt++) {
+		if (db_open(td.cfg.base.db_path, &opts, &td.db, &err) == 0) {
+			if (!db_read_only(td.db))
+				break;
+			db_close(td.db);
+			td.db = NULL;
+			ee_fail(&err, 503, "database_readonly");
+		}
 		if (attempt % 30 == 0)
-			log_error("cannot open the database %s (%s); retrying", td.cfg.base.db_path,
-			          err.reason);
+			log_error("cannot open the database %s for writing (%s); retrying",
+			          td.cfg.base.db_path, err.reason);
 		sleep(1);
-	}
-	/* Sockets do not survive a restart; the database must not say they did. */
-	if (db_begin_write(td.db, &err) != 0 || registry_disconnect_all(td.db, time_now_ms(), &err) != 0 ||
-	    db_commit(td.db, &err) != 0) {
-		log_error("cannot mark agents disconnected: %s", err.reason);
-		return 1;
 	}
 	if (store_create(&td, &td.store) != 0) {
 		log_error("cannot start: out of memory");
 		return 1;
 	}
+	/* Sockets do not survive a restart; the database must not say they did.
+	 * If it cannot be written now (read-only, full, locked), that write goes
+	 * first in the store's queue and is retried; tunnels are served meanwhile. */
+	int64_t started_ms = time_now_ms();
+	if (db_begin_write(td.db, &err) != 0 ||
+	    registry_disconnect_all(td.db, started_ms, &err) != 0 || db_commit(td.db, &err) != 0) {
+		if (db_in_transaction(td.db))
+			db_rollback(td.db);
+		log_warn("cannot mark agents disconnected yet (%s); retrying while serving", err.reason);
+		store_disconnect_all(td.store, started_ms);
+	}
+	db_set_busy_timeout(td.db, TD_LOOP_BUSY_TIMEOUT_MS);
 	if (td.cfg.verifier.dev_root_pem)
 		log_warn("EE_DEV_ROOT_CA is set: quotes chaining to the development root are accepted on "
 		         "sandbox-1");
@@ -218,6 +234,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_info("control on %s:%d, proxy on %s:%d", td.cfg.base.control_bind, td.cfg.base.control_port,
 	         td.cfg.base.proxy_bind, td.cfg.base.proxy_port);
+	store_start(td.store);
 
 	while (!td.stop) {
 		if (lws_service(td.context, 0) < 0)
@@ -233,6 +250,8 @@ int main(int argc, char **argv)
 	lws_context_destroy(td.context);
 	td.context = NULL;
 	signal_context = NULL;
+	/* At exit there is no loop to stall: wait for a writer as long as configured. */
+	db_set_busy_timeout(td.db, td.cfg.base.db_busy_timeout_ms);
 	if (store_flush_now(td.store) != 0)
 		log_error("some state could not be written at exit");
 	if (db_begin_write(td.db, &err) == 0 && registry_disconnect_all(td.db, time_now_ms(), &err) == 0)

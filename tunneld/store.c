@@ -20,7 +20,7 @@
 #define STORE_RETRY_MIN_MS 50
 #define STORE_RETRY_MAX_MS 5000
 
-enum op_kind { OP_REGISTER, OP_ATTESTATION, OP_HEALTH, OP_CONNECTION, OP_EVENT };
+enum op_kind { OP_REGISTER, OP_ATTESTATION, OP_HEALTH, OP_CONNECTION, OP_EVENT, OP_DISCONNECT_ALL };
 
 struct store_op {
 	struct store_op *next;
@@ -174,6 +174,8 @@ static int apply(struct store *st, const struct store_op *op, struct ee_error *e
 		return registry_mark_connection(db, op->agent_id, op->flag, op->detail, op->at_ms, err);
 	case OP_EVENT:
 		return nodes_record_event(db, op->agent_id, op->text, op->detail, op->at_ms, err);
+	case OP_DISCONNECT_ALL:
+		return registry_disconnect_all(db, op->at_ms, err);
 	}
 	return 0;
 }
@@ -245,6 +247,17 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 		log_warn("database writes failing; %d queued, retrying", st->queued);
 	st->retry_ms = next;
 	schedule(st, next);
+}
+
+void store_disconnect_all(struct store *st, int64_t now_ms)
+{
+	new_op(st, OP_DISCONNECT_ALL, "*", now_ms);
+}
+
+void store_start(struct store *st)
+{
+	if (st->head)
+		schedule(st, 0);
 }
 
 int store_flush_now(struct store *st)

@@ -271,6 +271,16 @@ int store_create(struct tunneld *td, struct store **out);
 void store_destroy(struct store *st);
 /* Writes everything queued now (used at shutdown); returns 0 when the queue is empty. */
 int store_flush_now(struct store *st);
+/* Once the event loop exists: writes what was queued before it. */
+void store_start(struct store *st);
+/* Every agent disconnected as of now_ms (the start-up write, when it could not be made at once). */
+void store_disconnect_all(struct store *st, int64_t now_ms);
+/*
+ * How long the event loop's own database handle waits for another writer:
+ * briefly, so a lock held elsewhere delays the queued writes (retried with
+ * backoff) instead of stalling every tunnel.
+ */
+#define TD_LOOP_BUSY_TIMEOUT_MS 20
 void store_register(struct store *st, const struct session *s, int64_t now_ms);
 void store_attestation(struct store *st, const struct session *s, const char *status,
                        int64_t now_ms);
