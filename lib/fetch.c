@@ -3,16 +3,9 @@
 
 #include <string.h>
 
-struct sink {
-	struct buf *body;
-	size_t max;
-	bool too_large;
-	bool no_memory;
-};
-
-static size_t sink_write(char *data, size_t size, size_t count, void *arg)
+size_t fetch_sink_write(char *data, size_t size, size_t count, void *arg)
 {
-	struct sink *s = arg;
+	struct fetch_sink *s = arg;
 	size_t n = size * count;
 	/* Enforced as the bytes arrive: a server that sends no Content-Length
 	 * (or lies about it) is cut off at the limit, not after. */
@@ -47,7 +40,7 @@ enum fetch_result fetch_get(CURL *curl, const char *url, const char *const *head
 		list = next;
 	}
 
-	struct sink sink = {.body = body, .max = opts->max_body_bytes};
+	struct fetch_sink sink = {.body = body, .max = opts->max_body_bytes};
 	bool https = strncmp(url, "https://", 8) == 0;
 	CURLcode rc = CURLE_OK;
 #define SET(opt, val)                                          \
@@ -65,7 +58,7 @@ enum fetch_result fetch_get(CURL *curl, const char *url, const char *const *head
 	SET(CURLOPT_TIMEOUT_MS, opts->timeout_ms);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)opts->max_body_bytes);
-	SET(CURLOPT_WRITEFUNCTION, sink_write);
+	SET(CURLOPT_WRITEFUNCTION, fetch_sink_write);
 	SET(CURLOPT_WRITEDATA, &sink);
 	SET(CURLOPT_FOLLOWLOCATION, opts->follow_redirects ? 1L : 0L);
 	SET(CURLOPT_MAXREDIRS, (long)FETCH_MAX_REDIRECTS);

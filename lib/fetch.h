@@ -48,6 +48,20 @@ enum fetch_result {
 enum fetch_result fetch_get(CURL *curl, const char *url, const char *const *headers,
                             const struct fetch_options *opts, long *status, struct buf *body);
 
+/*
+ * A response body kept up to max bytes, for any libcurl transfer:
+ * CURLOPT_WRITEFUNCTION fetch_sink_write, CURLOPT_WRITEDATA the sink.  A
+ * body over max (whatever Content-Length said) stops the transfer with
+ * too_large set; no_memory when the buffer could not grow.
+ */
+struct fetch_sink {
+	struct buf *body;
+	size_t max;
+	bool too_large;
+	bool no_memory;
+};
+size_t fetch_sink_write(char *data, size_t size, size_t count, void *sink);
+
 /* A header of the last response of the last fetch on curl, or NULL. */
 const char *fetch_header(CURL *curl, const char *name);
 

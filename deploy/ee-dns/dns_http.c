@@ -7,29 +7,6 @@
 
 #include "fetch.h"
 
-struct sink {
-	struct buf *body;
-	size_t max;
-	bool too_large;
-	bool no_memory;
-};
-
-static size_t sink_write(char *data, size_t size, size_t count, void *arg)
-{
-	struct sink *s = arg;
-	size_t n = size * count;
-	/* Cut off at the limit as the bytes arrive, whatever Content-Length said. */
-	if (n > s->max || s->body->len > s->max - n) {
-		s->too_large = true;
-		return 0;
-	}
-	if (buf_append(s->body, data, n) != 0) {
-		s->no_memory = true;
-		return 0;
-	}
-	return n;
-}
-
 void dns_http_response_init(struct dns_http_response *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -80,7 +57,7 @@ enum dns_http_result dns_http_send(CURL *curl, const struct dns_http_request *re
 		return DNS_HTTP_NO_MEMORY;
 	}
 
-	struct sink sink = {.body = &resp->body, .max = req->max_body_bytes};
+	struct fetch_sink sink = {.body = &resp->body, .max = req->max_body_bytes};
 	long connect_ms = req->timeout_ms < DNS_HTTP_CONNECT_TIMEOUT_MS ? req->timeout_ms
 	                                                                : DNS_HTTP_CONNECT_TIMEOUT_MS;
 	CURLcode rc = CURLE_OK;
@@ -106,7 +83,7 @@ enum dns_http_result dns_http_send(CURL *curl, const struct dns_http_request *re
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body_bytes);
-	SET(CURLOPT_WRITEFUNCTION, sink_write);
+	SET(CURLOPT_WRITEFUNCTION, fetch_sink_write);
 	SET(CURLOPT_WRITEDATA, &sink);
 	SET(CURLOPT_ERRORBUFFER, resp->error);
 #undef SET

@@ -74,21 +74,6 @@ struct call {
 	int fd; /* the read end of the child's answer */
 };
 
-static int write_full(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int read_full(int fd, void *out, size_t len, int64_t deadline)
 {
 	unsigned char *p = out;
@@ -117,7 +102,7 @@ static int read_full(int fd, void *out, size_t len, int64_t deadline)
 static void put_blob(int fd, const void *data, size_t len)
 {
 	uint64_t n = len;
-	if (write_full(fd, &n, sizeof(n)) != 0 || (len && write_full(fd, data, len) != 0))
+	if (test_write_all(fd, &n, sizeof(n)) != 0 || (len && test_write_all(fd, data, len) != 0))
 		_exit(3);
 }
 

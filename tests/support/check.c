@@ -1,8 +1,11 @@
 /* check.c - case bookkeeping and TAP-like output; see check.h. */
 #include "check.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static char current[256];
 static bool have_case, failed;
@@ -85,4 +88,24 @@ int test_finish(void)
 	report();
 	printf("# %d passed, %d failed\n", passed_count, failed_count);
 	return failed_count ? 1 : 0;
+}
+
+int test_write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	bool socket = true;
+	while (len > 0) {
+		ssize_t n = socket ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+		if (n < 0 && socket && errno == ENOTSOCK) {
+			socket = false;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

@@ -6,6 +6,7 @@
 #define EE_TEST_CHECK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 /* Starts a case; the previous one (if any) is reported. */
@@ -26,6 +27,12 @@ bool test_case_failed(void);
  * overwrites.
  */
 const char *test_printable(const char *text);
+
+/*
+ * Writes all len bytes to fd (a socket, without SIGPIPE, or a pipe or
+ * file), retrying short writes and EINTR.  0, or -1 on error.
+ */
+int test_write_all(int fd, const void *data, size_t len);
 
 #define CHECK(cond, ...)                                                              \
 	do {                                                                          \

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "http_parser.h"
 #include "util.h"
 
@@ -27,21 +28,6 @@ void echohttp_pattern(unsigned char *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		out[i] = (unsigned char)((i * 7 + 3) & 0xff);
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 static const char *header_value(const struct http_request_head *h, const char *name, size_t *len)
@@ -71,7 +57,7 @@ static int answer(int fd, int status, const char *fields, const void *body, size
 	buf_puts(&out, "\r\n");
 	if (!head && status != 204 && status != 304 && body_len)
 		buf_append(&out, body, body_len);
-	int rc = out.failed ? -1 : write_all(fd, out.data, out.len);
+	int rc = out.failed ? -1 : test_write_all(fd, out.data, out.len);
 	buf_free(&out);
 	return rc;
 }
@@ -145,7 +131,7 @@ static int answer_chunked(int fd, size_t n, bool head, bool keep_alive)
 		buf_puts(&out, "0\r\n\r\n");
 		free(data);
 	}
-	int rc = out.failed ? -1 : write_all(fd, out.data, out.len);
+	int rc = out.failed ? -1 : test_write_all(fd, out.data, out.len);
 	buf_free(&out);
 	return rc;
 }
@@ -288,7 +274,7 @@ static void serve_connection(int fd)
 			break;
 		}
 		if (h.expect_continue)
-			write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			test_write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		bool keep = h.keep_alive;
 		rc = route(fd, &h, (const unsigned char *)(body.data ? body.data : ""), body.len);
 		buf_free(&body);

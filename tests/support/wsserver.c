@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "timeutil.h"
 #include "wsclient.h"
 
@@ -140,17 +141,7 @@ fail:
 
 int wsserver_send_raw(struct ws_server *s, const void *bytes, size_t len)
 {
-	const char *p = bytes;
-	while (len > 0) {
-		ssize_t n = send(s->fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return test_write_all(s->fd, bytes, len);
 }
 
 int wsserver_send_frame(struct ws_server *s, int opcode, bool fin, const void *data, size_t len)

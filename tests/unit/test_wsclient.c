@@ -113,21 +113,6 @@ static void srv_note(const char *fmt, ...)
 	(void)w;
 }
 
-static int srv_write(int fd, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int srv_read_exact(int fd, void *out, size_t len)
 {
 	unsigned char *p = out;
@@ -154,7 +139,7 @@ static int srv_send(int fd, int first_byte, const void *data, size_t len)
 	memcpy(frame, hdr, n);
 	if (len)
 		memcpy(frame + n, data, len);
-	int rc = srv_write(fd, frame, n + len);
+	int rc = test_write_all(fd, frame, n + len);
 	free(frame);
 	return rc;
 }
@@ -308,10 +293,10 @@ static void srv_trickle(int fd, int first_byte, const void *data, size_t len)
 	memcpy(frame + hlen, data, len);
 	size_t slow = hlen + 4 < hlen + len ? hlen + 4 : hlen + len;
 	for (size_t i = 0; i < slow; i++) {
-		srv_write(fd, frame + i, 1);
+		test_write_all(fd, frame + i, 1);
 		usleep(2000);
 	}
-	srv_write(fd, frame + slow, hlen + len - slow);
+	test_write_all(fd, frame + slow, hlen + len - slow);
 	free(frame);
 }
 
@@ -555,12 +540,12 @@ static void srv_handshake_and_serve(int fd)
 		const char *body = bad ? bad : "{\"error\":\"forbidden_test\"}";
 		snprintf(resp, sizeof(resp), "HTTP/1.1 %s\r\nContent-Length: %zu\r\n\r\n%s",
 		         bad ? "400 Bad Request" : "403 Forbidden", strlen(body), body);
-		srv_write(fd, resp, strlen(resp));
+		test_write_all(fd, resp, strlen(resp));
 		return;
 	}
 	if (strcmp(path, "/refuse-nolen") == 0) {
 		const char *r = "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\nno length";
-		srv_write(fd, r, strlen(r));
+		test_write_all(fd, r, strlen(r));
 		return;
 	}
 	char accept[WS_ACCEPT_LEN + 1];
@@ -586,11 +571,11 @@ static void srv_handshake_and_serve(int fd)
 		size_t hl = ws_frame_header(hdr, WS_OP_TEXT, true, 5, NULL);
 		memcpy(resp + rl, hdr, hl);
 		memcpy(resp + rl + hl, "early", 5);
-		srv_write(fd, resp, rl + hl + 5);
+		test_write_all(fd, resp, rl + hl + 5);
 		srv_echo(fd);
 		return;
 	}
-	srv_write(fd, resp, strlen(resp));
+	test_write_all(fd, resp, strlen(resp));
 
 	if (strcmp(path, "/echo") == 0 || strcmp(path, "/badaccept") == 0 ||
 	    strcmp(path, "/noaccept") == 0 || strcmp(path, "/extension") == 0) {
@@ -651,22 +636,22 @@ static void srv_handshake_and_serve(int fd)
 		srv_note("silent-eof");
 	} else if (strcmp(path, "/masked") == 0) {
 		const unsigned char frame[] = {0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2};
-		srv_write(fd, frame, sizeof(frame));
+		test_write_all(fd, frame, sizeof(frame));
 		srv_echo(fd);
 	} else if (strcmp(path, "/rsv") == 0) {
 		srv_send(fd, 0x80 | WS_RSV1 | WS_OP_TEXT, "hi", 2);
 		srv_echo(fd);
 	} else if (strcmp(path, "/nonminimal16") == 0) {
 		const unsigned char frame[] = {0x81, 126, 0, 2, 'h', 'i'};
-		srv_write(fd, frame, sizeof(frame));
+		test_write_all(fd, frame, sizeof(frame));
 		srv_echo(fd);
 	} else if (strcmp(path, "/nonminimal64") == 0) {
 		const unsigned char frame[] = {0x81, 127, 0, 0, 0, 0, 0, 0, 0, 2, 'h', 'i'};
-		srv_write(fd, frame, sizeof(frame));
+		test_write_all(fd, frame, sizeof(frame));
 		srv_echo(fd);
 	} else if (strcmp(path, "/topbit") == 0) {
 		const unsigned char frame[] = {0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 2, 'h', 'i'};
-		srv_write(fd, frame, sizeof(frame));
+		test_write_all(fd, frame, sizeof(frame));
 		srv_echo(fd);
 	} else if (strcmp(path, "/badop") == 0) {
 		srv_send(fd, 0x80 | 0x3, "hi", 2);
@@ -706,14 +691,14 @@ static void srv_handshake_and_serve(int fd)
 	} else if (strcmp(path, "/huge") == 0) {
 		unsigned char hdr[WS_FRAME_HEADER_MAX];
 		size_t hl = ws_frame_header(hdr, WS_OP_BINARY, true, (uint64_t)WS_MAX_MESSAGE + 1, NULL);
-		srv_write(fd, hdr, hl);
+		test_write_all(fd, hdr, hl);
 		srv_echo(fd);
 	} else if (strcmp(path, "/huge-frag") == 0) {
 		srv_send(fd, WS_OP_BINARY, "0123456789", 10);
 		unsigned char hdr[WS_FRAME_HEADER_MAX];
 		size_t hl = ws_frame_header(hdr, WS_OP_CONTINUATION, true,
 		                            (uint64_t)WS_MAX_MESSAGE - 9, NULL);
-		srv_write(fd, hdr, hl);
+		test_write_all(fd, hdr, hl);
 		srv_echo(fd);
 	} else if (strcmp(path, "/max") == 0) {
 		unsigned char *big = malloc(WS_MAX_MESSAGE);
