@@ -34,11 +34,20 @@ static bool charset_ok(const char *s, size_t len, size_t max, const char *extra)
 	return true;
 }
 
+static bool dot_segment(const char *p, size_t n)
+{
+	return (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.');
+}
+
 bool registry_valid_repo(const char *repo, size_t len)
 {
 	const char *slash = memchr(repo, '/', len);
 	if (!slash || slash == repo || slash == repo + len - 1 ||
 	    memchr(slash + 1, '/', len - (size_t)(slash - repo) - 1))
+		return false;
+	/* "." and ".." name no repository, and would walk out of an allowlist directory. */
+	size_t owner_len = (size_t)(slash - repo);
+	if (dot_segment(repo, owner_len) || dot_segment(slash + 1, len - owner_len - 1))
 		return false;
 	return charset_ok(repo, len, REGISTRY_REPO_MAX, "._-/");
 }

@@ -118,6 +118,23 @@ static void send_attest_request(struct session *s, const char *reason)
 	schedule_secs(s, &s->sul_deadline, attest_deadline_cb, s->td->cfg.base.attest_deadline_sec);
 }
 
+/*
+ * Whether what happens to this session may be written as its agent's
+ * state.  Agent ids are public (resolve shows them), so a socket that has
+ * not attested does not speak for an agent that holds an attested tunnel:
+ * its failures and its disconnect are its own, not the agent's.
+ */
+static bool speaks_for_agent(const struct session *s)
+{
+	if (s->state == SESSION_ATTESTED)
+		return true;
+	for (const struct session *o = s->td->sessions; o; o = o->all_next)
+		if (o != s && o->state == SESSION_ATTESTED && !o->replaced &&
+		    strcmp(o->agent_id, s->agent_id) == 0)
+			return false;
+	return true;
+}
+
 /* Marks the attestation failed, records attest_miss, answers and closes. */
 static void attestation_failed(struct session *s, const char *reason, const char *event_detail)
 {
@@ -125,8 +142,10 @@ static void attestation_failed(struct session *s, const char *reason, const char
 	s->attestation_valid = false;
 	s->attesting = false;
 	lws_sul_cancel(&s->sul_deadline);
-	store_attestation(s->td->store, s, "invalid", now);
-	store_event(s->td->store, s->agent_id, "attest_miss", event_detail, now);
+	if (speaks_for_agent(s)) {
+		store_attestation(s->td->store, s, "invalid", now);
+		store_event(s->td->store, s->agent_id, "attest_miss", event_detail, now);
+	}
 	log_info("agent %s (%s) for %s: attestation failed: %s", s->agent_id, s->peer, s->app_name,
 	         reason);
 	invalid(s, reason, true);
@@ -212,16 +231,21 @@ static void on_register(struct session *s, const struct tunnel_msg *m)
 		invalid(s, "app_name_taken", true);
 		return;
 	}
-	/* The same agent on a new socket replaces its old one (a reconnect). */
+	/* An agent id held by an attested tunnel of another app or repository is
+	 * not for the taking: ids are public, and the registry row is the agent's. */
 	for (struct session *o = td->sessions; o; o = o->all_next) {
-		if (o != s && o->state != SESSION_CONNECTED && !o->close_after_flush &&
-		    strcmp(o->agent_id, m->agent_id) == 0) {
-			log_info("agent %s reconnected from %s; closing its old tunnel", m->agent_id, s->peer);
-			o->replaced = true;
-			route_remove(td, o);
-			invalid(o, "replaced", true);
+		if (o != s && o->state == SESSION_ATTESTED && !o->replaced &&
+		    strcmp(o->agent_id, m->agent_id) == 0 &&
+		    (strcmp(o->repo, m->repo) != 0 || strcmp(o->app_name, m->app_name) != 0)) {
+			log_info("agent id %s claimed from %s for another app or repository", m->agent_id,
+			         s->peer);
+			invalid(s, "agent_id_taken", true);
+			return;
 		}
 	}
+	/* The same agent on a new socket replaces its old one (a reconnect), once
+	 * the new one has attested (session_on_verdict): registering alone proves
+	 * nothing. */
 	snprintf(s->agent_id, sizeof(s->agent_id), "%s", m->agent_id);
 	snprintf(s->app_name, sizeof(s->app_name), "%s", m->app_name);
 	snprintf(s->repo, sizeof(s->repo), "%s", m->repo);
@@ -320,6 +344,17 @@ void session_on_verdict(struct tunneld *td, uint64_t session_id, const struct at
 			invalid(s, "app_name_taken", true);
 			return;
 		}
+		/* The same agent on a new socket replaces its old one (a reconnect). */
+		for (struct session *o = td->sessions; o; o = o->all_next) {
+			if (o != s && o->state != SESSION_CONNECTED && !o->close_after_flush &&
+			    strcmp(o->agent_id, s->agent_id) == 0) {
+				log_info("agent %s reconnected from %s; closing its old tunnel", s->agent_id,
+				         s->peer);
+				o->replaced = true;
+				route_remove(td, o);
+				invalid(o, "replaced", true);
+			}
+		}
 		route_add(td, s);
 		if (s->holds_source_slot) {
 			source_release(td, s->peer);
@@ -408,7 +443,7 @@ static void session_destroy(struct session *s)
 	struct tunneld *td = s->td;
 	int64_t now = now_ms();
 	/* A replaced session's agent lives on in its newer tunnel: its state is not ours to write. */
-	if (s->state != SESSION_CONNECTED && s->agent_id[0] && !s->replaced) {
+	if (s->state != SESSION_CONNECTED && s->agent_id[0] && !s->replaced && speaks_for_agent(s)) {
 		store_connection(td->store, s, false, now);
 		store_health(td->store, s, "fail", now);
 		/* A restart of the control plane is not the provider's miss. */

@@ -255,6 +255,14 @@ static void test_bad_messages(void)
 		 "{\"type\":\"register\",\"repo\":\"repo\",\"release_tag\":\"v1\",\"app_name\":\"x\","
 		 "\"agent_id\":\"a\",\"network\":\"sandbox-1\"}",
 		 "invalid_fields"},
+		{"register with a repo whose owner is ..",
+		 "{\"type\":\"register\",\"repo\":\"../x\",\"release_tag\":\"v1\",\"app_name\":\"x\","
+		 "\"agent_id\":\"a\",\"network\":\"sandbox-1\"}",
+		 "invalid_fields"},
+		{"register with a repo named .",
+		 "{\"type\":\"register\",\"repo\":\"o/.\",\"release_tag\":\"v1\",\"app_name\":\"x\","
+		 "\"agent_id\":\"a\",\"network\":\"sandbox-1\"}",
+		 "invalid_fields"},
 		{"register with an app name of 65 characters",
 		 "{\"type\":\"register\",\"repo\":\"o/r\",\"release_tag\":\"v1\",\"app_name\":"
 		 "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
@@ -470,6 +478,50 @@ static void test_app_binding_and_replacement(void)
 	http_result_free(&r);
 	agent_drop(first);
 	agent_disconnect(second);
+
+	/* Agent ids are public (resolve shows them): claiming one proves nothing. */
+	test_case("a socket claiming an attested agent's id cannot displace it or write its state");
+	struct test_agent *holder = direct("guard", "org/guard", "agent-guard", "sandbox-1");
+	CHECK(holder && agent_up(holder, false, WAIT_MS) == 0);
+	int misses = count_events("agent-guard", "attest_miss", NULL);
+	int health_misses = count_events("agent-guard", "health_miss", NULL);
+	struct test_agent *impostor = direct("guard", "org/guard", "agent-guard", "sandbox-1");
+	char nonce[33];
+	if (impostor && agent_register(impostor, nonce, WAIT_MS) == 0) {
+		struct agent_attest_options opt = {.report_data_nonce = "ffffffffffffffffffffffffffffffff",
+		                                   .quote_nonce = "ffffffffffffffffffffffffffffffff"};
+		CHECK_INT(agent_attest_ex(impostor, nonce, &opt, WAIT_MS), -1);
+		CHECK_STR(agent_last_reason(impostor), "report_data_mismatch");
+	}
+	agent_drop(impostor);
+	/* One that registers and leaves without attesting. */
+	impostor = direct("guard", "org/guard", "agent-guard", "sandbox-1");
+	if (impostor && agent_register(impostor, nonce, WAIT_MS) == 0)
+		agent_drop(impostor);
+	else
+		agent_drop(impostor);
+	/* And one for another app: refused at once. */
+	impostor = direct("other-guard", "org/other", "agent-guard", "sandbox-1");
+	if (impostor) {
+		CHECK_INT(agent_send_register(impostor), 0);
+		expect_status(impostor, "invalid", "agent_id_taken");
+		expect_closed(impostor);
+	}
+	agent_drop(impostor);
+	sleep_ms(300);
+	CHECK_INT(resolve_until("guard", 200, &r), 200);
+	CHECK(http_json_bool(&r, "ws_connected", false), "the holder's tunnel was marked disconnected");
+	CHECK_STR(http_json_string(&r, "attestation_status"), "valid");
+	http_result_free(&r);
+	CHECK_INT(count_events("agent-guard", "attest_miss", NULL), misses);
+	CHECK_INT(count_events("agent-guard", "health_miss", NULL), health_misses);
+	if (holder) {
+		CHECK_INT(agent_health(holder, "pass"), 0);
+		struct json_object *m = agent_recv(holder, 300);
+		CHECK(!m, "the holder got %s", m ? json_object_to_json_string(m) : "");
+		json_object_put(m);
+	}
+	agent_disconnect(holder);
 }
 
 static void test_limits(void)
