@@ -117,25 +117,12 @@ static void sleep_ms(int ms)
 		;
 }
 
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static void append_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
-	write_all(fd, text, strlen(text));
+	test_write_all(fd, text, strlen(text));
 	close(fd);
 }
 
@@ -191,8 +178,8 @@ static void respond(int fd, int status, const char *content_type, const char *bo
 	                 "HTTP/1.1 %d Fake\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 	                 "Connection: close\r\n\r\n",
 	                 status, content_type, strlen(body));
-	write_all(fd, head, (size_t)n);
-	write_all(fd, body, strlen(body));
+	test_write_all(fd, head, (size_t)n);
+	test_write_all(fd, body, strlen(body));
 }
 
 /* The envelope every answer of the API has. */

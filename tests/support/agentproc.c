@@ -89,14 +89,7 @@ int agentproc_start(struct agent_proc *p, const char *bin_dir, const char *log_p
 		setenv("EE_STATUS_ADDR", status_addr, 1);
 		for (int i = 0; env && env[i]; i++)
 			putenv((char *)env[i]);
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int devnull = open("/dev/null", O_RDONLY);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		if (devnull >= 0)
-			dup2(devnull, STDIN_FILENO);
+		stack_child_stdio(log_path);
 		execl(bin, bin, (char *)NULL);
 		_exit(127);
 	}

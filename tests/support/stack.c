@@ -101,6 +101,18 @@ int stack_remove_dir(const char *path)
 	return -1;
 }
 
+void stack_child_stdio(const char *log_path)
+{
+	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	int devnull = open("/dev/null", O_RDONLY);
+	if (fd >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+	}
+	if (devnull >= 0)
+		dup2(devnull, STDIN_FILENO);
+}
+
 int stack_free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -143,14 +155,7 @@ static pid_t spawn(const struct stack *s, char *const argv[], const char *log_pa
 		return pid;
 	setpgid(0, 0);
 	stack_apply_env(s);
-	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	int devnull = open("/dev/null", O_RDONLY);
-	if (fd >= 0) {
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-	}
-	if (devnull >= 0)
-		dup2(devnull, STDIN_FILENO);
+	stack_child_stdio(log_path);
 	execvp(argv[0], argv);
 	_exit(127);
 }
@@ -287,14 +292,7 @@ static pid_t spawn_tunneld(const struct stack *s, const char *log_path)
 	setenv("EE_ALLOWLIST_DIR", s->allowlist_dir, 1);
 	for (int i = 0; s->opt.tunneld_env && s->opt.tunneld_env[i]; i++)
 		putenv((char *)s->opt.tunneld_env[i]);
-	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	int devnull = open("/dev/null", O_RDONLY);
-	if (fd >= 0) {
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-	}
-	if (devnull >= 0)
-		dup2(devnull, STDIN_FILENO);
+	stack_child_stdio(log_path);
 	char bin[300];
 	snprintf(bin, sizeof(bin), "%s/ee-tunneld", s->bin_dir);
 	execl(bin, bin, (char *)NULL);
@@ -670,14 +668,7 @@ static int apache_start(struct stack *s)
 		/* Apache goes when the test goes, however the test ends. */
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
 			_exit(126);
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		int devnull = open("/dev/null", O_RDONLY);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		if (devnull >= 0)
-			dup2(devnull, STDIN_FILENO);
+		stack_child_stdio(log);
 		execl(apache, apache, "-f", conf, "-DFOREGROUND", (char *)NULL);
 		_exit(127);
 	}

@@ -97,6 +97,8 @@ int stack_make_dir(char *out, size_t size, const char *name);
  */
 int stack_remove_dir(const char *path);
 int stack_free_port(void);
+/* In a forked child about to exec: stdout and stderr appended to log_path, stdin /dev/null. */
+void stack_child_stdio(const char *log_path);
 
 int stack_start(struct stack *s, const char *name, const struct stack_options *opt);
 /* Stops everything; fails the current test case if a sanitizer reported anything. */
