@@ -104,6 +104,10 @@ static int run_fastcgi_worker(int listen_fd, const struct ee_config *cfg)
 {
 	struct sigaction sa = {0};
 	sa.sa_handler = worker_on_signal;
+	/* A stop that arrives mid-request must not cut the request's reads or
+	 * writes short (EINTR would look like a truncated body): they resume,
+	 * and the worker leaves after answering.  Idle, the handler exits. */
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
