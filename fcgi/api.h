@@ -19,6 +19,7 @@
 #include "db.h"
 #include "error.h"
 #include "ledger.h"
+#include "ratelimit.h"
 #include "registry.h"
 #include "util.h"
 
@@ -33,6 +34,7 @@ struct api_request {
 	const char *content_type;
 	const char *idempotency_key;
 	const char *remote_addr;
+	const char *forwarded_for;     /* X-Forwarded-For, believed only from EE_TRUSTED_PROXIES */
 	char *body;
 	size_t body_len;
 	bool body_too_large;           /* the declared or actual body exceeded EE_MAX_BODY_BYTES */
@@ -55,6 +57,7 @@ struct api_context {
 	struct registry_policy policy;
 	struct ee_db *db; /* NULL while the database cannot be opened */
 	int64_t db_reopen_ms; /* the last look for write access on a read-only handle */
+	struct ratelimit *auth_limit; /* failed tokens per client; NULL when EE_AUTH_FAIL_LIMIT=0 */
 	struct api_request *req;
 	struct api_response *res;
 	struct json_object *json; /* the parsed body of a JSON POST */
@@ -75,6 +78,12 @@ void api_add_header(struct api_context *ctx, const char *name, const char *value
 
 /* Routing and handling: router.c. */
 void api_handle(struct api_context *ctx);
+/*
+ * A presented token did not match: counted against the client, whose
+ * requests that need a token get 429 once EE_AUTH_FAIL_LIMIT is reached.
+ * Writes the 401 (or 503 when nothing is configured to check against).
+ */
+void api_respond_auth_failed(struct api_context *ctx);
 
 /* Handlers: handlers_*.c, dashboard.c. */
 void handle_health(struct api_context *ctx);

@@ -92,12 +92,10 @@ void handle_node_register(struct api_context *ctx)
 			return;
 		}
 		if (!node_ok) {
-			if (!admin) {
+			if (!admin)
 				api_respond_error(ctx, 503, "auth_not_configured");
-			} else {
-				api_add_header(ctx, "WWW-Authenticate", "Bearer");
-				api_respond_error(ctx, 401, "unauthorized");
-			}
+			else
+				api_respond_auth_failed(ctx);
 			return;
 		}
 		/* A node may change its offer, not its standing or its credentials. */

@@ -30,6 +30,7 @@ static void read_params(struct api_request *req, param_fn param, void *source)
 	req->content_type = param(source, "CONTENT_TYPE");
 	req->idempotency_key = param(source, "HTTP_IDEMPOTENCY_KEY");
 	req->remote_addr = or_empty(param(source, "REMOTE_ADDR"));
+	req->forwarded_for = param(source, "HTTP_X_FORWARDED_FOR");
 	req->query = or_empty(param(source, "QUERY_STRING"));
 
 	/* REQUEST_URI is what the client asked for, whatever the server rewrote it to. */

@@ -43,6 +43,26 @@ static void worker_on_signal(int sig)
 	stop_requested = 1;
 }
 
+/*
+ * The failed-token counts live in a file beside the database, shared by
+ * every worker and every CGI process.  Where that file cannot be made the
+ * counts are this process's own: weaker (a CGI process forgets them) but
+ * never a reason to refuse service.
+ */
+static struct ratelimit *open_auth_limit(const char *db_path)
+{
+	char path[4096];
+	struct ee_error err;
+	struct ratelimit *rl = NULL;
+	if ((size_t)snprintf(path, sizeof(path), "%s-authfail", db_path) < sizeof(path))
+		rl = ratelimit_open(path, &err);
+	if (!rl) {
+		log_warn("cannot open %s (%s); failed tokens are counted per process", path, err.reason);
+		rl = ratelimit_open(NULL, &err);
+	}
+	return rl;
+}
+
 static void context_init(struct api_context *ctx, const struct ee_config *cfg)
 {
 	memset(ctx, 0, sizeof(*ctx));
@@ -54,6 +74,8 @@ static void context_init(struct api_context *ctx, const struct ee_config *cfg)
 	struct ee_error err;
 	if (db_open(cfg->db_path, &opts, &ctx->db, &err) != 0)
 		log_warn("database not available yet (%s); will retry per request", err.reason);
+	if (cfg->auth_fail_limit > 0)
+		ctx->auth_limit = open_auth_limit(cfg->db_path);
 }
 
 /* Runs one request through the router; logs server-side failures. */
@@ -140,6 +162,7 @@ static int run_fastcgi_worker(int listen_fd, const struct ee_config *cfg)
 	}
 	http_response_free(&res);
 	db_close(ctx.db);
+	ratelimit_close(ctx.auth_limit);
 	return 0;
 }
 
@@ -156,6 +179,7 @@ static int run_cgi(const struct ee_config *cfg)
 	http_request_free(&req);
 	http_response_free(&res);
 	db_close(ctx.db);
+	ratelimit_close(ctx.auth_limit);
 	return 0;
 }
 

@@ -12,7 +12,9 @@
 #include "idempotency.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "netaddr.h"
 #include "nodes.h"
+#include "timeutil.h"
 
 enum auth_class {
 	AUTH_PUBLIC,
@@ -121,6 +123,54 @@ static bool token_matches(const char *presented, const char *configured)
 	return util_secure_equal(presented, strlen(presented), configured, strlen(configured));
 }
 
+/* Where the request came from, seen through EE_TRUSTED_PROXIES. */
+static void request_client(const struct api_context *ctx, char out[NETADDR_TEXT_MAX])
+{
+	netaddr_client(&ctx->cfg->trusted_proxies, ctx->req->remote_addr, ctx->req->forwarded_for,
+	               out, NETADDR_TEXT_MAX);
+}
+
+/*
+ * 0 when the client may present a token.  A client that has used up its
+ * failures gets 429 for the rest of its window even with a right token:
+ * otherwise a guesser would only learn its hits more slowly, not fewer.
+ */
+static int auth_allowed(struct api_context *ctx)
+{
+	const struct ee_config *cfg = ctx->cfg;
+	if (!ctx->auth_limit || !ctx->req->authorization)
+		return 0;
+	char client[NETADDR_TEXT_MAX];
+	request_client(ctx, client);
+	int retry_after;
+	if (!ratelimit_exceeded(ctx->auth_limit, client, time_now_ms() / 1000, cfg->auth_fail_limit,
+	                        cfg->auth_fail_window_sec, &retry_after))
+		return 0;
+	char value[16];
+	snprintf(value, sizeof(value), "%d", retry_after);
+	api_add_header(ctx, "Retry-After", value);
+	api_respond_error(ctx, 429, "too_many_auth_failures");
+	return -1;
+}
+
+void api_respond_auth_failed(struct api_context *ctx)
+{
+	const struct ee_config *cfg = ctx->cfg;
+	/* No token is not a guess; only a presented one counts. */
+	if (ctx->auth_limit && ctx->req->authorization) {
+		char client[NETADDR_TEXT_MAX];
+		request_client(ctx, client);
+		int count = ratelimit_hit(ctx->auth_limit, client, time_now_ms() / 1000,
+		                          cfg->auth_fail_window_sec);
+		if (count == cfg->auth_fail_limit)
+			log_warn("client %s sent %d wrong tokens within %d s; its tokens are refused "
+			         "until the window ends",
+			         client, count, cfg->auth_fail_window_sec);
+	}
+	api_add_header(ctx, "WWW-Authenticate", "Bearer");
+	api_respond_error(ctx, 401, "unauthorized");
+}
+
 /* 0 when the caller may proceed; otherwise the answer has been written. */
 static int check_auth(struct api_context *ctx, enum auth_class auth)
 {
@@ -133,13 +183,11 @@ static int check_auth(struct api_context *ctx, enum auth_class auth)
 		/* Which node a token belongs to is in the body; without any token,
 		 * or with nothing configured to check it against, answer now. */
 		if (bearer_token(ctx->req))
-			return 0;
-		if (!cfg->admin_token) {
+			return auth_allowed(ctx);
+		if (!cfg->admin_token)
 			api_respond_error(ctx, 503, "auth_not_configured");
-		} else {
-			api_add_header(ctx, "WWW-Authenticate", "Bearer");
-			api_respond_error(ctx, 401, "unauthorized");
-		}
+		else
+			api_respond_auth_failed(ctx);
 		return -1;
 	case AUTH_ADMIN: own = NULL; break;
 	case AUTH_UPTIME: own = cfg->uptime_token; break;
@@ -150,14 +198,15 @@ static int check_auth(struct api_context *ctx, enum auth_class auth)
 		api_respond_error(ctx, 503, "auth_not_configured");
 		return -1;
 	}
+	if (auth_allowed(ctx) != 0)
+		return -1;
 	const char *token = bearer_token(ctx->req);
 	/* Both comparisons always run, so timing does not tell which token was close. */
 	bool admin_ok = token_matches(token, cfg->admin_token);
 	bool own_ok = token_matches(token, own);
 	if (admin_ok || own_ok)
 		return 0;
-	api_add_header(ctx, "WWW-Authenticate", "Bearer");
-	api_respond_error(ctx, 401, "unauthorized");
+	api_respond_auth_failed(ctx);
 	return -1;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "ratelimit.h"
 #include "util.h"
 
 static const char *env_value(const char *name)
@@ -154,7 +155,12 @@ int config_load(struct ee_config *cfg, struct ee_error *err)
 	                   err) ||
 	    config_get_int("EE_HEALTH_TIMEOUT_SEC", 120, 1, 86400, &cfg->health_timeout_sec, err) ||
 	    config_get_int("EE_MAX_BODY_BYTES", EE_DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024,
-	                   &cfg->max_body_bytes, err))
+	                   &cfg->max_body_bytes, err) ||
+	    config_get_int("EE_AUTH_FAIL_LIMIT", EE_DEFAULT_AUTH_FAIL_LIMIT, 0, RATELIMIT_MAX_COUNT,
+	                   &cfg->auth_fail_limit, err) ||
+	    config_get_int("EE_AUTH_FAIL_WINDOW_SEC", EE_DEFAULT_AUTH_FAIL_WINDOW_SEC, 1, 86400,
+	                   &cfg->auth_fail_window_sec, err) ||
+	    netaddr_trust_load(&cfg->trusted_proxies, err))
 		return -1;
 
 	if (get_token("EE_ADMIN_TOKEN", &cfg->admin_token, err) ||

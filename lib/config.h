@@ -12,10 +12,13 @@
 #include <stdbool.h>
 
 #include "error.h"
+#include "netaddr.h"
 
 #define EE_DEFAULT_DB_PATH "data/control-plane.db"
 #define EE_DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define EE_DEFAULT_BUSY_TIMEOUT_MS 5000
+#define EE_DEFAULT_AUTH_FAIL_LIMIT 20
+#define EE_DEFAULT_AUTH_FAIL_WINDOW_SEC 300
 
 struct ee_config {
 	char *db_path;
@@ -43,6 +46,9 @@ struct ee_config {
 	int health_timeout_sec;
 
 	int max_body_bytes;            /* EE_MAX_BODY_BYTES: largest request body ee-api reads */
+	int auth_fail_limit;           /* EE_AUTH_FAIL_LIMIT: failed tokens per client per window; 0 off */
+	int auth_fail_window_sec;      /* EE_AUTH_FAIL_WINDOW_SEC */
+	struct netaddr_trust trusted_proxies; /* EE_TRUSTED_PROXIES */
 	char *log_level;               /* EE_LOG_LEVEL */
 };
 

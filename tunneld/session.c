@@ -19,6 +19,7 @@
 
 #include "jsonutil.h"
 #include "log.h"
+#include "netaddr.h"
 #include "nodes.h"
 #include "timeutil.h"
 #include "tunnel_msg.h"
@@ -429,7 +430,13 @@ static struct session *session_create(struct tunneld *td, struct lws *wsi)
 	s->wsi = wsi;
 	s->id = ++td->next_session_id;
 	buf_init(&s->rx);
-	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
+	/* Behind Caddy the socket's peer is Caddy; the agent is in X-Forwarded-For. */
+	char peer[NETADDR_TEXT_MAX] = "", forwarded[1024] = "";
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	bool has_forwarded =
+		lws_hdr_copy(wsi, forwarded, (int)sizeof(forwarded), WSI_TOKEN_X_FORWARDED_FOR) > 0;
+	netaddr_client(&td->cfg.base.trusted_proxies, peer, has_forwarded ? forwarded : NULL,
+	               s->peer, sizeof(s->peer));
 	s->all_next = td->sessions;
 	if (td->sessions)
 		td->sessions->all_prev = s;

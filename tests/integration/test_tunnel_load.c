@@ -54,6 +54,8 @@ static const char *const env_load[] = {"EE_MAX_PENDING_PER_SOURCE=5000",
                                        "EE_REGISTER_TIMEOUT_SEC=180",
                                        "EE_ATTEST_DEADLINE_SEC=180", NULL};
 static const char *const env_limit3[] = {"EE_MAX_PENDING_PER_SOURCE=3", NULL};
+static const char *const env_limit3_untrusting[] = {"EE_MAX_PENDING_PER_SOURCE=3",
+                                                    "EE_TRUSTED_PROXIES=192.0.2.255/32", NULL};
 static const char *const env_default[] = {NULL};
 static const char *const env_watchdog[] = {"EE_HEALTH_TIMEOUT_SEC=1", "EE_ATTEST_DEADLINE_SEC=1",
                                            NULL};
@@ -589,6 +591,38 @@ static void check_refused(const char *id)
 	agent_drop(a);
 }
 
+/*
+ * A socket whose handshake says it was forwarded for `who`: registered (and
+ * returned) when it is accepted, checked refused and dropped when refused.
+ */
+static struct test_agent *forwarded_agent(const char *id, const char *who, bool refused)
+{
+	char xff[128];
+	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", who);
+	const char *headers[] = {xff, NULL};
+	struct agent_connect_options opt = {.headers = headers};
+	struct test_agent *a =
+		agent_connect_ex(HOST, st.control_port, "limit-app", "limit/app", id, NETWORK, &opt);
+	if (!a) {
+		test_fail(__FILE__, __LINE__, "%s: the websocket did not open", id);
+		return NULL;
+	}
+	if (refused) {
+		struct json_object *m = agent_recv(a, 1500);
+		bool was_refused = msg_is(m, "status", "invalid", "too_many_connections");
+		CHECK(was_refused, "%s (for %s) got %s", id, who,
+		      m ? json_object_to_json_string(m) : agent_last_reason(a));
+		json_object_put(m);
+		agent_drop(a);
+		return NULL;
+	}
+	char nonce[33];
+	if (agent_register(a, nonce, 5000) != 0)
+		test_fail(__FILE__, __LINE__, "%s (for %s): not accepted: %s", id, who,
+		          agent_last_reason(a));
+	return a;
+}
+
 static void test_source_limit(void)
 {
 	test_case("EE_MAX_PENDING_PER_SOURCE=3: three attested agents and three unattested sockets "
@@ -631,15 +665,49 @@ static void test_source_limit(void)
 	struct test_agent *after_close = pending_agent("limit-pending-4", nonce);
 	check_refused("limit-refused-3");
 
+	test_case("127.0.0.1 full, a socket forwarded for another address (X-Forwarded-For from "
+	          "the trusted loopback peer) is counted as that address and accepted");
+	struct test_agent *forwarded[4] = {0};
+	for (int i = 0; i < 3; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "limit-forwarded-%d", i);
+		forwarded[i] = forwarded_agent(id, "203.0.113.9", false);
+	}
+	test_case("the fourth for that address is refused, also with another address written before "
+	          "it; the rightmost address is the client, so one for a third address is accepted");
+	forwarded_agent("limit-forwarded-refused", "203.0.113.9", true);
+	forwarded_agent("limit-forwarded-prepended", "198.51.100.3, 203.0.113.9", true);
+	forwarded[3] = forwarded_agent("limit-forwarded-other", "203.0.113.9, 198.51.100.3", false);
+
 	for (int i = 0; i < 3; i++) {
 		agent_disconnect(attested[i]);
 		if (pending[i])
 			agent_disconnect(pending[i]);
 	}
+	for (int i = 0; i < 4; i++)
+		if (forwarded[i])
+			agent_disconnect(forwarded[i]);
 	if (after_attest)
 		agent_disconnect(after_attest);
 	if (after_close)
 		agent_disconnect(after_close);
+	CHECK(wait_tunneld_agents(0, 5000, &agents), "agents %lld", agents);
+
+	test_case("EE_TRUSTED_PROXIES without loopback: X-Forwarded-For is not believed, every "
+	          "socket is 127.0.0.1's");
+	if (!tunneld_restart(env_limit3_untrusting))
+		return;
+	struct test_agent *untrusted[3] = {0};
+	for (int i = 0; i < 3; i++) {
+		char id[32], who[32];
+		snprintf(id, sizeof(id), "limit-untrusted-%d", i);
+		snprintf(who, sizeof(who), "203.0.113.%d", 20 + i);
+		untrusted[i] = forwarded_agent(id, who, false);
+	}
+	forwarded_agent("limit-untrusted-refused", "203.0.113.99", true);
+	for (int i = 0; i < 3; i++)
+		if (untrusted[i])
+			agent_disconnect(untrusted[i]);
 	CHECK(wait_tunneld_agents(0, 5000, &agents), "agents %lld", agents);
 }
 
