@@ -47,6 +47,10 @@ int tunneld_config_load(struct tunneld_config *cfg, struct ee_error *err)
 	                              1, 1000000, &cfg->max_pending_per_source, err) ||
 	               config_get_int("EE_PROXY_TIMEOUT_SEC", TD_DEFAULT_PROXY_TIMEOUT_SEC, 1, 3600,
 	                              &cfg->proxy_timeout_sec, err) ||
+	               config_get_int("EE_PROXY_HEAD_TIMEOUT_SEC", TD_DEFAULT_PROXY_HEAD_TIMEOUT_SEC, 1,
+	                              3600, &cfg->proxy_head_timeout_sec, err) ||
+	               config_get_int("EE_PROXY_BODY_TIMEOUT_SEC", TD_DEFAULT_PROXY_BODY_TIMEOUT_SEC, 1,
+	                              3600, &cfg->proxy_body_timeout_sec, err) ||
 	               config_get_int("EE_REGISTER_TIMEOUT_SEC", TD_DEFAULT_REGISTER_TIMEOUT_SEC, 1,
 	                              3600, &cfg->register_timeout_sec, err) ||
 	               config_get_int("EE_MAX_AGENTS", TD_DEFAULT_MAX_AGENTS, 1, 1000000,

@@ -7,9 +7,10 @@
  * The app is X-EE-App, else the first label of Host.  Hop-by-hop headers,
  * Host and X-EE-App are not forwarded; repeated headers are joined with
  * ", " ("; " for Cookie).  Keep-alive and pipelining are honoured, one
- * request at a time.  A slow client gets EE_PROXY_HEADER_TIMEOUT for its
- * head and EE_PROXY_BODY_TIMEOUT for its body, counted from the start, not
- * refreshed by each byte, so dripping bytes does not hold a socket.
+ * request at a time.  A slow client gets EE_PROXY_HEAD_TIMEOUT_SEC for its
+ * head (from its first byte) and EE_PROXY_BODY_TIMEOUT_SEC for its body
+ * (from the end of the head), each counted from its start, not refreshed
+ * by each byte, so dripping bytes does not hold a socket.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +22,9 @@
 #include "log.h"
 #include "tunneld.h"
 
-#define PROXY_HEAD_TIMEOUT_SEC 10
-#define PROXY_BODY_TIMEOUT_SEC 60
 #define PROXY_IDLE_TIMEOUT_SEC 60
+/* Writing an answer to a client that reads slowly. */
+#define PROXY_WRITE_TIMEOUT_SEC 60
 /* The largest refused body read and dropped rather than cut off. */
 #define PROXY_MAX_DISCARD (64 * 1024 * 1024)
 /* Pipelined input held while a request is answered, beyond one head. */
@@ -146,7 +147,7 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 		c->close_after_write = true;
 	}
 	c->state = PROXY_WRITING;
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_BODY_TIMEOUT_SEC);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_WRITE_TIMEOUT_SEC);
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -284,7 +285,8 @@ static void process(struct proxy_conn *c)
 				return;
 			if (!c->started) {
 				c->started = true;
-				lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_HEAD_TIMEOUT_SEC);
+				lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				                c->td->cfg.proxy_head_timeout_sec);
 			}
 			struct http_request_head head;
 			size_t head_len;
@@ -340,7 +342,7 @@ static void process(struct proxy_conn *c)
 				dispatch(c);
 				return;
 			}
-			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, PROXY_BODY_TIMEOUT_SEC);
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, c->td->cfg.proxy_body_timeout_sec);
 			break;
 		}
 		case PROXY_BODY_LENGTH: {

@@ -37,6 +37,8 @@
 #define TD_DEFAULT_MAX_INFLIGHT 256                     /* EE_TUNNEL_MAX_INFLIGHT */
 #define TD_DEFAULT_MAX_PENDING_PER_SOURCE 64            /* EE_MAX_PENDING_PER_SOURCE */
 #define TD_DEFAULT_PROXY_TIMEOUT_SEC 15                 /* EE_PROXY_TIMEOUT_SEC (the original's) */
+#define TD_DEFAULT_PROXY_HEAD_TIMEOUT_SEC 10            /* EE_PROXY_HEAD_TIMEOUT_SEC */
+#define TD_DEFAULT_PROXY_BODY_TIMEOUT_SEC 60            /* EE_PROXY_BODY_TIMEOUT_SEC */
 #define TD_DEFAULT_REGISTER_TIMEOUT_SEC 30              /* EE_REGISTER_TIMEOUT_SEC */
 #define TD_DEFAULT_MAX_AGENTS 20000                     /* EE_MAX_AGENTS */
 #define TD_DEFAULT_DRAIN_SEC 10                         /* EE_DRAIN_TIMEOUT_SEC */
@@ -54,6 +56,8 @@ struct tunneld_config {
 	int max_inflight;
 	int max_pending_per_source;
 	int proxy_timeout_sec;
+	int proxy_head_timeout_sec; /* a request head must arrive within this of its first byte */
+	int proxy_body_timeout_sec; /* its body within this of the end of the head */
 	int register_timeout_sec;
 	int max_agents;
 	int drain_sec;

@@ -1277,6 +1277,50 @@ static void test_systemd_units(void)
 		free(text);
 	}
 
+	/*
+	 * Debian's caddy.service runs "caddy run --environ", which prints the
+	 * whole environment, tokens included, to the journal (docs/DEPLOY.md).
+	 */
+	test_case("ee-caddy.service starts Caddy without --environ, and so does every unit and the "
+	          "compose file wherever they run caddy");
+	int caddy_lines = 0;
+	bool ee_caddy_runs = false;
+	for (size_t i = 0; i < count; i++) {
+		char path[600];
+		snprintf(path, sizeof(path), "deploy/systemd/%s", names[i]);
+		char *text = read_text(path);
+		for (const char *line = text; line && *line;) {
+			size_t len = strcspn(line, "\n");
+			char one[1024];
+			snprintf(one, sizeof(one), "%.*s", (int)len, line);
+			const char *cmd = strncmp(one, "Exec", 4) == 0 ? strchr(one, '=') : NULL;
+			if (cmd) {
+				cmd++;
+				cmd += strspn(cmd, "-@:+!");
+				const char *base = cmd + strcspn(cmd, " ");
+				while (base > cmd && base[-1] != '/')
+					base--;
+				if (strncmp(base, "caddy ", 6) == 0) {
+					caddy_lines++;
+					CHECK(!strstr(one, "--environ"), "%s: %s", names[i], one);
+					if (strcmp(names[i], "ee-caddy.service") == 0 &&
+					    strncmp(one, "ExecStart=", 10) == 0 && strstr(one, "caddy run "))
+						ee_caddy_runs = true;
+				}
+			}
+			line += len;
+			if (*line)
+				line++;
+		}
+		free(text);
+	}
+	CHECK(ee_caddy_runs, "ee-caddy.service has no ExecStart=caddy run");
+	char *compose = read_text("deploy/docker-compose.yml");
+	CHECK(compose && strstr(compose, "\"caddy\", \"run\""), "the compose file runs no caddy");
+	CHECK(compose && !strstr(compose, "--environ"), "the compose file passes --environ");
+	free(compose);
+	printf("# %d Exec lines run caddy\n", caddy_lines);
+
 	test_case("the units, the Caddyfile and the compose file agree on sockets and ports");
 	char *socket = read_text("deploy/systemd/ee-api.socket");
 	char *workers = read_text("deploy/systemd/ee-api-workers.service");

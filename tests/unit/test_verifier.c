@@ -1012,6 +1012,47 @@ static void test_intel_path(struct ee_db *db)
 	if (q.data)
 		EXPECT_UNAVAILABLE(v, &a, "allowlist_fetch_failed:http_500");
 
+	test_case("EE_ALLOWLIST_DIR is ignored on forge-1: GitHub's allowlist decides, though the "
+	          "directory holds one that would pass");
+	struct verifier_options lo;
+	verifier_options_default(&lo);
+	snprintf(lo.pccs.base_url, sizeof(lo.pccs.base_url), "%s", server.base_url);
+	snprintf(lo.allowlist.api_url, sizeof(lo.allowlist.api_url), "%s", server.base_url);
+	snprintf(lo.allowlist_dir, sizeof(lo.allowlist_dir), "%s", allow_dir);
+	lo.fixed_time_s = AT_SAMPLE;
+	struct verifier *local = verifier_from(&lo, db);
+	/* The sample's own registers: on sandbox-1 these files would pass the allowlist step. */
+	allow("acme/other", allowlist_text);
+	allow("acme/missing", allowlist_text);
+	fakehttp_clear_log(&server);
+	a.repo = "acme/other";
+	if (q.data && local)
+		EXPECT(local, &a, "quote_measurement_mismatch:mrtd");
+	a.repo = "acme/missing";
+	if (q.data && local) {
+		EXPECT(local, &a, "allowlist_not_found");
+		CHECK_INT(fakehttp_count(&server, "/repos/acme/missing/releases/tags/"), 1);
+	}
+	verifier_destroy(local);
+
+	test_case("EE_DEV_ROOT_CA holding Intel's root is refused: invalid_config:EE_DEV_ROOT_CA");
+	struct verifier_options ro;
+	verifier_options_default(&ro);
+	ro.dev_root_pem = strdup((const char *)intel_root.data);
+	struct verifier *refused = NULL;
+	struct ee_error rerr = {0};
+	CHECK_INT(verifier_create(&ro, db, &refused, &rerr), -1);
+	CHECK(refused == NULL);
+	CHECK_STR(rerr.reason, "invalid_config:EE_DEV_ROOT_CA");
+	verifier_options_free(&ro);
+	/* The control: the development root itself is taken. */
+	struct verifier_options co;
+	dev_options(&co, dev, true);
+	struct verifier *taken = NULL;
+	CHECK_INT(verifier_create(&co, NULL, &taken, &rerr), 0);
+	verifier_destroy(taken);
+	verifier_options_free(&co);
+
 	free(q.data);
 	free(leaf);
 	free(ca);
