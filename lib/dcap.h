@@ -11,7 +11,10 @@
  *                             signatures and CRLs, parses TCB info and QE
  *                             identity, and keeps them
  *   dcap_verify_prepared      per quote, at a given time
- * dcap_verify does prepare + verify in one call.
+ * dcap_verify does prepare + verify in one call.  A caller that fetches
+ * the collateral per quote runs the two halves of dcap_verify_prepared
+ * itself: dcap_quote_check before fetching, dcap_quote_check_collateral
+ * after (below).
  *
  * The verification time is a parameter (Unix seconds), never the clock.
  * Verifying reports the TCB status; deciding which statuses a network
