@@ -19,11 +19,21 @@
 #define MEASUREMENT_HEX_LEN 96 /* 48-byte MRTD / RTMR */
 #define REPORT_DATA_HEX_LEN 128
 
+/* A failed look-up of repo@tag, answered again as it was until `until`. */
+struct negative {
+	char repo[2 * REPO_PART_MAX + 2];
+	char tag[TAG_MAX + 1];
+	struct ee_error err;
+	int64_t at;    /* when it failed (Unix ms) */
+	int64_t until; /* at + negative_ttl_ms; 0: a free slot */
+};
+
 struct allowlist_client {
 	struct allowlist_options opt;
 	char auth_header[ALLOWLIST_TOKEN_MAX + 32]; /* "Authorization: Bearer ..." or empty */
 	CURL *curl;
 	struct buf body;
+	struct negative negative[ALLOWLIST_NEGATIVE_MAX];
 };
 
 void allowlist_options_default(struct allowlist_options *o)
@@ -32,6 +42,7 @@ void allowlist_options_default(struct allowlist_options *o)
 	snprintf(o->api_url, sizeof(o->api_url), "%s", ALLOWLIST_DEFAULT_API_URL);
 	snprintf(o->asset_name, sizeof(o->asset_name), "%s", ALLOWLIST_DEFAULT_ASSET);
 	o->ttl_ms = ALLOWLIST_DEFAULT_TTL_SEC * INT64_C(1000);
+	o->negative_ttl_ms = ALLOWLIST_DEFAULT_NEGATIVE_TTL_SEC * INT64_C(1000);
 	o->stale_max_ms = ALLOWLIST_DEFAULT_STALE_MAX_MS;
 	o->connect_timeout_ms = ALLOWLIST_DEFAULT_CONNECT_TIMEOUT_MS;
 	o->timeout_ms = ALLOWLIST_DEFAULT_TIMEOUT_MS;
@@ -79,16 +90,19 @@ int allowlist_options_from_env(struct allowlist_options *o, struct ee_error *err
 	free(api);
 	if (rc != 0)
 		return ee_fail_detail(err, 500, "invalid_config", "EE_GITHUB_API_URL");
-	int ttl_sec;
+	int ttl_sec, negative_sec;
 	if (env_into("EE_ALLOWLIST_ASSET", ALLOWLIST_DEFAULT_ASSET, o->asset_name,
 	             sizeof(o->asset_name), valid_asset_name, err) != 0 ||
 	    env_into("EE_GITHUB_TOKEN", NULL, o->token, sizeof(o->token), valid_token, err) != 0 ||
 	    config_get_int("EE_ALLOWLIST_TTL_SEC", ALLOWLIST_DEFAULT_TTL_SEC, 0, 30 * 86400,
-	                   &ttl_sec, err) != 0) {
+	                   &ttl_sec, err) != 0 ||
+	    config_get_int("EE_ALLOWLIST_NEGATIVE_TTL_SEC", ALLOWLIST_DEFAULT_NEGATIVE_TTL_SEC, 0, 3600,
+	                   &negative_sec, err) != 0) {
 		allowlist_options_clear(o);
 		return -1;
 	}
 	o->ttl_ms = ttl_sec * INT64_C(1000);
+	o->negative_ttl_ms = negative_sec * INT64_C(1000);
 	return 0;
 }
 
@@ -109,7 +123,7 @@ int allowlist_client_create(const struct allowlist_options *o, struct allowlist_
 		rc = ee_fail_detail(err, 500, "invalid_config", "EE_ALLOWLIST_ASSET");
 	else if (o->token[0] && !valid_token(o->token))
 		rc = ee_fail_detail(err, 500, "invalid_config", "EE_GITHUB_TOKEN");
-	else if (o->ttl_ms < 0 || o->stale_max_ms < 0 || o->connect_timeout_ms <= 0 ||
+	else if (o->ttl_ms < 0 || o->stale_max_ms < 0 || o->negative_ttl_ms < 0 || o->connect_timeout_ms <= 0 ||
 	         o->timeout_ms <= 0 || o->max_body_bytes == 0)
 		rc = ee_fail(err, 500, "invalid_config");
 	if (rc == 0 && o->token[0])
@@ -475,6 +489,52 @@ static struct json_object *parse_cached(const char *repo, const char *tag, const
 	return a;
 }
 
+/* ---- failed look-ups ---- */
+
+/* The remembered failure of repo@tag, if it is still to be answered at now_ms. */
+static const struct negative *negative_find(const struct allowlist_client *c, const char *repo,
+                                            const char *tag, int64_t now_ms)
+{
+	for (size_t i = 0; i < ALLOWLIST_NEGATIVE_MAX; i++) {
+		const struct negative *n = &c->negative[i];
+		/* A clock that went back does not stretch the interval. */
+		if (n->until && now_ms < n->until && now_ms >= n->at && strcmp(n->repo, repo) == 0 &&
+		    strcmp(n->tag, tag) == 0)
+			return n;
+	}
+	return NULL;
+}
+
+/* Remembers a failed look-up; a slot of the same release, a free or stale one, or the oldest. */
+static void negative_remember(struct allowlist_client *c, const char *repo, const char *tag,
+                              const struct ee_error *err, int64_t now_ms)
+{
+	if (c->opt.negative_ttl_ms <= 0 || strcmp(err->reason, "out_of_memory") == 0)
+		return;
+	struct negative *slot = NULL;
+	for (size_t i = 0; i < ALLOWLIST_NEGATIVE_MAX && !slot; i++) {
+		struct negative *n = &c->negative[i];
+		if (n->until && strcmp(n->repo, repo) == 0 && strcmp(n->tag, tag) == 0)
+			slot = n;
+	}
+	for (size_t i = 0; i < ALLOWLIST_NEGATIVE_MAX && !slot; i++) {
+		if (c->negative[i].until <= now_ms)
+			slot = &c->negative[i];
+	}
+	if (!slot) {
+		slot = &c->negative[0];
+		for (size_t i = 1; i < ALLOWLIST_NEGATIVE_MAX; i++) {
+			if (c->negative[i].at < slot->at)
+				slot = &c->negative[i];
+		}
+	}
+	snprintf(slot->repo, sizeof(slot->repo), "%s", repo);
+	snprintf(slot->tag, sizeof(slot->tag), "%s", tag);
+	slot->err = *err;
+	slot->at = now_ms;
+	slot->until = now_ms + c->opt.negative_ttl_ms;
+}
+
 int allowlist_get(struct allowlist_client *c, struct ee_db *db, const char *repo,
                   const char *release_tag, int64_t now_ms, struct json_object **allowlist,
                   struct ee_error *err)
@@ -499,7 +559,11 @@ int allowlist_get(struct allowlist_client *c, struct ee_db *db, const char *repo
 	struct json_object *fresh;
 	struct ee_error fetch_err;
 	ee_error_clear(&fetch_err);
-	if (allowlist_fetch(c, repo, release_tag, &text, &fresh, &fetch_err) == 0) {
+	const struct negative *failed = negative_find(c, repo, release_tag, now_ms);
+	if (failed) {
+		/* Asked and refused a moment ago: GitHub is not asked again before the interval ends. */
+		fetch_err = failed->err;
+	} else if (allowlist_fetch(c, repo, release_tag, &text, &fresh, &fetch_err) == 0) {
 		cache_change(db, SQL_ALLOWLIST_CACHE_PUT, repo, release_tag, text, now_ms,
 		             now_ms + c->opt.ttl_ms);
 		free(text);
@@ -509,6 +573,8 @@ int allowlist_get(struct allowlist_client *c, struct ee_db *db, const char *repo
 		return 0;
 	}
 
+	if (!failed)
+		negative_remember(c, repo, release_tag, &fetch_err, now_ms);
 	bool outage = strncmp(fetch_err.reason, "allowlist_fetch_failed", 22) == 0;
 	if (outage && cached_list && now_ms - cached.fetched_at < c->opt.stale_max_ms) {
 		char when[EE_RFC3339_MAX];

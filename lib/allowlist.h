@@ -31,6 +31,17 @@
  * warning logged.  allowlist_not_found and allowlist_invalid are answers,
  * not outages: they delete the entry and are returned.
  *
+ * Failed look-ups.  A look-up that fails (allowlist_fetch_failed,
+ * allowlist_not_found, allowlist_invalid) is remembered by the client for
+ * negative_ttl_ms (EE_ALLOWLIST_NEGATIVE_TTL_SEC, default 60 s) per
+ * repo@release_tag: until then the same answer is given again without a
+ * request to GitHub (a cached copy still stands in for an outage as
+ * above), so repeated claims to a missing or failing release cost GitHub
+ * one request per interval.  Afterwards the next call asks again: a
+ * transient failure is never kept.  At most ALLOWLIST_NEGATIVE_MAX are
+ * remembered; beyond that the oldest is forgotten.  out_of_memory is not
+ * remembered.
+ *
  * Reasons:
  *   503 allowlist_fetch_failed:<detail>  detail: timeout, network, too_large,
  *                                        http_<status>, bad_release,
@@ -61,6 +72,8 @@
 #define ALLOWLIST_DEFAULT_API_URL "https://api.github.com"
 #define ALLOWLIST_DEFAULT_ASSET "agent-attestation-allowlist.json"
 #define ALLOWLIST_DEFAULT_TTL_SEC 3600
+#define ALLOWLIST_DEFAULT_NEGATIVE_TTL_SEC 60
+#define ALLOWLIST_NEGATIVE_MAX 128 /* failed look-ups remembered per client */
 #define ALLOWLIST_DEFAULT_STALE_MAX_MS (24 * 3600 * INT64_C(1000))
 #define ALLOWLIST_DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define ALLOWLIST_DEFAULT_TIMEOUT_MS 20000
@@ -72,16 +85,18 @@ struct allowlist_options {
 	char token[ALLOWLIST_TOKEN_MAX + 1];      /* EE_GITHUB_TOKEN; empty: none */
 	int64_t ttl_ms;                           /* EE_ALLOWLIST_TTL_SEC */
 	int64_t stale_max_ms;  /* how old an entry may be and still stand in for a failed fetch */
+	int64_t negative_ttl_ms; /* EE_ALLOWLIST_NEGATIVE_TTL_SEC; 0: failures are not remembered */
 	long connect_timeout_ms;
 	long timeout_ms;
 	size_t max_body_bytes; /* for the release JSON and the asset each */
 };
 
-/* The defaults: api.github.com, the default asset, no token, 1 h TTL, 24 h stale, 5 s/20 s, 1 MiB. */
+/* The defaults: api.github.com, the default asset, no token, 1 h TTL, 60 s for failures, 24 h stale, 5 s/20 s, 1 MiB. */
 void allowlist_options_default(struct allowlist_options *o);
 /*
  * The defaults, then EE_GITHUB_API_URL, EE_ALLOWLIST_ASSET, EE_GITHUB_TOKEN,
- * EE_ALLOWLIST_TTL_SEC (0..2592000).  An invalid value is 500
+ * EE_ALLOWLIST_TTL_SEC (0..2592000), EE_ALLOWLIST_NEGATIVE_TTL_SEC
+ * (0..3600).  An invalid value is 500
  * invalid_config:<variable>.
  */
 int allowlist_options_from_env(struct allowlist_options *o, struct ee_error *err);

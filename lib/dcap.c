@@ -25,6 +25,7 @@ struct root {
 	EVP_PKEY *key; /* belongs to x509 */
 	unsigned char *der;
 	size_t der_len;
+	unsigned char sha[32]; /* SHA-256 of der: how a verified PCK chain names its root */
 	int64_t not_before;
 	int64_t not_after;
 };
@@ -35,13 +36,11 @@ struct dcap_trust {
 };
 
 struct dcap_prepared {
-	size_t root_count;
-	struct root roots[DCAP_TRUST_MAX_ROOTS]; /* the trust's roots, referenced */
+	struct dcap_trust trust; /* the trust's roots, referenced */
 	size_t root_index; /* the pinned root every part of the collateral is signed under */
 	struct dcap_crl root_crl;
 	struct dcap_crl pck_crl;
-	struct dcap_cert pck_ca; /* the PCK CRL's issuer, verified up to the root */
-	unsigned char *pck_ca_spki; /* its public key, to recognise it in a quote's chain */
+	unsigned char *pck_ca_spki; /* the PCK CRL issuer's public key, to recognise it in a quote's chain */
 	size_t pck_ca_spki_len;
 	int64_t signing_valid_from; /* the TCB signing chains' common validity */
 	int64_t signing_valid_until;
@@ -69,6 +68,7 @@ static int root_copy(struct root *dst, const struct root *src)
 	}
 	memcpy(dst->der, src->der, src->der_len);
 	dst->der_len = src->der_len;
+	memcpy(dst->sha, src->sha, sizeof(dst->sha));
 	dst->x509 = src->x509;
 	dst->key = src->key;
 	dst->not_before = src->not_before;
@@ -98,26 +98,23 @@ size_t dcap_trust_count(const struct dcap_trust *trust)
 	return trust ? trust->count : 0;
 }
 
-int dcap_trust_add_pem(struct dcap_trust *trust, const char *pem, size_t len, struct ee_error *err)
+/* Pins c (a decoded certificate), which then belongs to the trust, or frees it. */
+static int trust_add_cert(struct dcap_trust *trust, struct dcap_cert *c, struct ee_error *err)
 {
-	struct dcap_chain chain;
-	if (!pem || len > DCAP_ROOT_PEM_MAX || dcap_chain_from_pem(pem, len, &chain) != 0)
-		return ee_fail(err, 500, "trust_invalid");
-	struct dcap_cert *c = &chain.certs[0];
 	EVP_PKEY *key = X509_get0_pubkey(c->x509);
-	if (chain.count != 1 || !dcap_cert_is_ca(c->x509) || !dcap_cert_issued_by(c->x509, c->x509, key)) {
-		dcap_chain_free(&chain);
+	if (!dcap_cert_is_ca(c->x509) || !dcap_cert_issued_by(c->x509, c->x509, key)) {
+		dcap_cert_free(c);
 		return ee_fail(err, 500, "trust_invalid");
 	}
 	for (size_t i = 0; i < trust->count; i++) {
 		if (trust->roots[i].der_len == c->der_len &&
 		    memcmp(trust->roots[i].der, c->der, c->der_len) == 0) {
-			dcap_chain_free(&chain);
+			dcap_cert_free(c);
 			return 0; /* pinned already */
 		}
 	}
 	if (trust->count == DCAP_TRUST_MAX_ROOTS) {
-		dcap_chain_free(&chain);
+		dcap_cert_free(c);
 		return ee_fail(err, 500, "trust_full");
 	}
 	struct root *r = &trust->roots[trust->count++];
@@ -125,9 +122,31 @@ int dcap_trust_add_pem(struct dcap_trust *trust, const char *pem, size_t len, st
 	r->key = key;
 	r->der = c->der;
 	r->der_len = c->der_len;
+	SHA256(r->der, r->der_len, r->sha);
 	r->not_before = c->not_before;
 	r->not_after = c->not_after;
-	return 0; /* the chain's only certificate now belongs to the trust */
+	return 0;
+}
+
+int dcap_trust_add_pem(struct dcap_trust *trust, const char *pem, size_t len, struct ee_error *err)
+{
+	struct dcap_chain chain;
+	if (!pem || len > DCAP_ROOT_PEM_MAX || dcap_chain_from_pem(pem, len, &chain) != 0)
+		return ee_fail(err, 500, "trust_invalid");
+	if (chain.count != 1) {
+		dcap_chain_free(&chain);
+		return ee_fail(err, 500, "trust_invalid");
+	}
+	return trust_add_cert(trust, &chain.certs[0], err);
+}
+
+int dcap_trust_add_der(struct dcap_trust *trust, const unsigned char *der, size_t len,
+                       struct ee_error *err)
+{
+	struct dcap_cert c;
+	if (!der || len > DCAP_ROOT_PEM_MAX || dcap_cert_from_der(der, len, &c) != 0)
+		return ee_fail(err, 500, "trust_invalid");
+	return trust_add_cert(trust, &c, err);
 }
 
 int dcap_trust_add_file(struct dcap_trust *trust, const char *path, struct ee_error *err)
@@ -246,12 +265,12 @@ static int chain_to_root(const struct dcap_prepared *p, const struct dcap_chain 
 	if (chain->count < 2)
 		return -1;
 	const struct dcap_cert *last = &chain->certs[chain->count - 1];
-	int idx = pinned_index(p->roots, p->root_count, last->der, last->der_len);
+	int idx = pinned_index(p->trust.roots, p->trust.count, last->der, last->der_len);
 	if (idx < 0)
 		return -1;
 	for (size_t i = 0; i + 1 < chain->count; i++) {
 		X509 *parent = chain->certs[i + 1].x509;
-		EVP_PKEY *key = i + 2 == chain->count ? p->roots[idx].key : X509_get0_pubkey(parent);
+		EVP_PKEY *key = i + 2 == chain->count ? p->trust.roots[idx].key : X509_get0_pubkey(parent);
 		if (!dcap_cert_is_ca(parent) || !dcap_cert_issued_by(chain->certs[i].x509, parent, key))
 			return -1;
 	}
@@ -262,11 +281,10 @@ void dcap_prepared_free(struct dcap_prepared *p)
 {
 	if (!p)
 		return;
-	for (size_t i = 0; i < p->root_count; i++)
-		root_free(&p->roots[i]);
+	for (size_t i = 0; i < p->trust.count; i++)
+		root_free(&p->trust.roots[i]);
 	dcap_crl_free(&p->root_crl);
 	dcap_crl_free(&p->pck_crl);
-	dcap_cert_free(&p->pck_ca);
 	OPENSSL_free(p->pck_ca_spki);
 	dcap_tcb_info_free(&p->tcb);
 	dcap_qe_identity_free(&p->qe);
@@ -341,7 +359,7 @@ static int prepare_crls(struct dcap_prepared *p, const struct dcap_collateral *c
 		goto done;
 	}
 	p->root_index = (size_t)idx;
-	const struct root *root = &p->roots[idx];
+	const struct root *root = &p->trust.roots[idx];
 	if (dcap_crl_load(c->root_ca_crl, c->root_ca_crl_len, root->key, &p->root_crl) != 0 ||
 	    X509_NAME_cmp(p->root_crl.issuer, X509_get_subject_name(root->x509)) != 0) {
 		rc = ee_fail(err, 503, "crl_invalid");
@@ -359,14 +377,6 @@ static int prepare_crls(struct dcap_prepared *p, const struct dcap_collateral *c
 		goto done;
 	}
 	p->pck_ca_spki_len = (size_t)spki_len;
-	/*
-	 * Keep the CA: a quote whose chain holds this very certificate needs no
-	 * second check of its signature.  Whether the root CA CRL revokes it is
-	 * the quote's verdict (pck_ca_revoked), not the collateral's.
-	 */
-	p->pck_ca = chain.certs[0];
-	chain.certs[0] = chain.certs[1];
-	chain.count = 1;
 done:
 	dcap_chain_free(&chain);
 	return rc;
@@ -388,11 +398,11 @@ int dcap_collateral_prepare(const struct dcap_trust *trust, const struct dcap_co
 	p->signing_valid_from = INT64_MIN;
 	p->signing_valid_until = INT64_MAX;
 	for (size_t i = 0; i < trust->count; i++) {
-		if (root_copy(&p->roots[i], &trust->roots[i]) != 0) {
+		if (root_copy(&p->trust.roots[i], &trust->roots[i]) != 0) {
 			dcap_prepared_free(p);
 			return ee_fail(err, 503, "out_of_memory");
 		}
-		p->root_count++;
+		p->trust.count++;
 	}
 	int rc = prepare_crls(p, c, err);
 	if (rc == 0)
@@ -442,73 +452,308 @@ static void set_status(char out[DCAP_STATUS_MAX], unsigned status)
 	snprintf(out, DCAP_STATUS_MAX, "%s", dcap_tcb_status_name(status));
 }
 
+/* ---- verified PCK chains, and their cache ---- */
+
 /*
- * Step 2: the PCK chain up to the pinned root, its validity, and both CRLs.
- * Only what is not known byte for byte is decoded: the leaf always, the CA
- * when it is not the one prepare verified, the root never (it must be a
- * pinned one).  *ca points at the CA used, which is p's or *ca_local.
+ * A PCK chain (leaf, CA, root) whose signatures were verified up to a
+ * pinned root, reduced to what the later checks read: the leaf's key for
+ * the QE report, the validity of each certificate, the serials and names
+ * the CRLs are matched on, and the SGX extension.  Nothing here depends on
+ * the time or on collateral, so it may be kept and reused: validity and
+ * revocation are judged on every use.
  */
-static int check_pck_chain(const struct dcap_prepared *p, const struct dcap_pem_ders *ders,
-                           int64_t at, struct dcap_cert *leaf, struct dcap_cert *ca_local,
-                           const struct dcap_cert **ca, struct dcap_result *r, struct ee_error *err)
+struct dcap_pck {
+	unsigned char key[32]; /* SHA-256 over the chain's DER (each length-prefixed) */
+	int refs;              /* the cache's reference and each caller's */
+	unsigned char root_sha[32];
+	EVP_PKEY *leaf_key;
+	ASN1_INTEGER *leaf_serial;
+	ASN1_INTEGER *ca_serial;
+	X509_NAME *leaf_issuer;
+	unsigned char *ca_spki; /* DER SubjectPublicKeyInfo of the CA */
+	size_t ca_spki_len;
+	int64_t not_before[3]; /* leaf, CA, root */
+	int64_t not_after[3];
+	bool have_extension; /* the SGX extension parsed (else pck_extension_invalid later) */
+	struct dcap_sgx_extension extension;
+	bool processor_ca;
+	struct dcap_pck *hash_next; /* the cache's bucket chain */
+	struct dcap_pck *newer, *older; /* the cache's use order */
+};
+
+struct dcap_pck_cache {
+	size_t max;
+	size_t count;
+	size_t bucket_count; /* a power of two */
+	struct dcap_pck **buckets;
+	struct dcap_pck *newest, *oldest;
+	struct dcap_pck_cache_stats stats;
+};
+
+static void pck_free(struct dcap_pck *pck)
 {
-	if (ders->count != 3)
-		return refuse(r, err, 403, "pck_chain_invalid");
-	int idx = pinned_index(p->roots, p->root_count, ders->der[2], ders->len[2]);
-	if (idx < 0)
-		return refuse(r, err, 403, "pck_chain_untrusted");
-	const struct root *root = &p->roots[idx];
-	if (dcap_cert_from_der(ders->der[0], ders->len[0], leaf) != 0 ||
-	    !dcap_key_is_p256(X509_get0_pubkey(leaf->x509)))
-		return refuse(r, err, 403, "pck_chain_invalid");
-	/* A CA identical to the one prepare verified under this root needs no second look. */
-	bool known_ca = (size_t)idx == p->root_index && ders->len[1] == p->pck_ca.der_len &&
-	                memcmp(ders->der[1], p->pck_ca.der, ders->len[1]) == 0;
-	if (known_ca) {
-		*ca = &p->pck_ca;
-	} else {
-		if (dcap_cert_from_der(ders->der[1], ders->len[1], ca_local) != 0)
-			return refuse(r, err, 403, "pck_chain_invalid");
-		*ca = ca_local;
-		if (!dcap_cert_is_ca(ca_local->x509) ||
-		    !dcap_cert_issued_by(ca_local->x509, root->x509, root->key))
-			return refuse(r, err, 403, "pck_chain_signature");
+	EVP_PKEY_free(pck->leaf_key);
+	ASN1_INTEGER_free(pck->leaf_serial);
+	ASN1_INTEGER_free(pck->ca_serial);
+	X509_NAME_free(pck->leaf_issuer);
+	OPENSSL_free(pck->ca_spki);
+	free(pck);
+}
+
+void dcap_pck_release(struct dcap_pck *pck)
+{
+	if (pck && --pck->refs == 0)
+		pck_free(pck);
+}
+
+const struct dcap_sgx_extension *dcap_pck_extension(const struct dcap_pck *pck)
+{
+	return pck->have_extension ? &pck->extension : NULL;
+}
+
+bool dcap_pck_processor_ca(const struct dcap_pck *pck)
+{
+	return pck->processor_ca;
+}
+
+int dcap_pck_cache_create(size_t max_entries, struct dcap_pck_cache **out, struct ee_error *err)
+{
+	*out = NULL;
+	if (max_entries == 0 || max_entries > DCAP_PCK_CACHE_LIMIT)
+		return ee_fail(err, 500, "invalid_config");
+	struct dcap_pck_cache *c = calloc(1, sizeof(*c));
+	if (!c)
+		return ee_fail(err, 503, "out_of_memory");
+	c->max = max_entries;
+	c->bucket_count = 1;
+	while (c->bucket_count < 2 * max_entries)
+		c->bucket_count *= 2;
+	c->buckets = calloc(c->bucket_count, sizeof(*c->buckets));
+	if (!c->buckets) {
+		free(c);
+		return ee_fail(err, 503, "out_of_memory");
 	}
-	if (!dcap_cert_issued_by(leaf->x509, (*ca)->x509, X509_get0_pubkey((*ca)->x509)))
-		return refuse(r, err, 403, "pck_chain_signature");
-	const int64_t from[3] = {leaf->not_before, (*ca)->not_before, root->not_before};
-	const int64_t until[3] = {leaf->not_after, (*ca)->not_after, root->not_after};
-	for (size_t i = 0; i < 3; i++) {
-		if (at < from[i])
-			return refuse(r, err, 403, "pck_cert_not_yet_valid");
-		if (at > until[i])
-			return refuse(r, err, 403, "pck_cert_expired");
-	}
-	if ((size_t)idx != p->root_index)
-		return refuse(r, err, 503, "collateral_root_mismatch");
-	const struct dcap_crl *crls[2] = {&p->root_crl, &p->pck_crl};
-	for (int i = 0; i < 2; i++) {
-		if (at < crls[i]->this_update)
-			return refuse(r, err, 503, "crl_not_yet_valid");
-		if (at >= crls[i]->next_update)
-			return refuse(r, err, 503, "crl_expired");
-	}
-	if (!known_ca) {
-		unsigned char *spki = NULL;
-		int n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY((*ca)->x509), &spki);
-		bool same = n > 0 && (size_t)n == p->pck_ca_spki_len &&
-		            memcmp(spki, p->pck_ca_spki, (size_t)n) == 0;
-		OPENSSL_free(spki);
-		if (!same)
-			return refuse(r, err, 503, "pck_crl_issuer_mismatch");
-	}
-	if (X509_NAME_cmp(p->pck_crl.issuer, X509_get_issuer_name(leaf->x509)) != 0)
-		return refuse(r, err, 503, "pck_crl_issuer_mismatch");
-	if (dcap_crl_lists(&p->root_crl, X509_get0_serialNumber((*ca)->x509)))
-		return refuse(r, err, 403, "pck_ca_revoked");
-	if (dcap_crl_lists(&p->pck_crl, X509_get0_serialNumber(leaf->x509)))
-		return refuse(r, err, 403, "pck_revoked");
+	*out = c;
 	return 0;
+}
+
+void dcap_pck_cache_destroy(struct dcap_pck_cache *c)
+{
+	if (!c)
+		return;
+	for (struct dcap_pck *p = c->newest, *next; p; p = next) {
+		next = p->older;
+		dcap_pck_release(p);
+	}
+	free(c->buckets);
+	free(c);
+}
+
+void dcap_pck_cache_get_stats(const struct dcap_pck_cache *c, struct dcap_pck_cache_stats *out)
+{
+	*out = c->stats;
+	out->entries = c->count;
+}
+
+static struct dcap_pck **cache_bucket(struct dcap_pck_cache *c, const unsigned char key[32])
+{
+	size_t h;
+	memcpy(&h, key, sizeof(h)); /* the key is a SHA-256: any of its bytes are uniform */
+	return &c->buckets[h & (c->bucket_count - 1)];
+}
+
+static void cache_unlink_order(struct dcap_pck_cache *c, struct dcap_pck *p)
+{
+	if (p->newer)
+		p->newer->older = p->older;
+	else
+		c->newest = p->older;
+	if (p->older)
+		p->older->newer = p->newer;
+	else
+		c->oldest = p->newer;
+	p->newer = p->older = NULL;
+}
+
+static void cache_push_newest(struct dcap_pck_cache *c, struct dcap_pck *p)
+{
+	p->older = c->newest;
+	p->newer = NULL;
+	if (c->newest)
+		c->newest->newer = p;
+	c->newest = p;
+	if (!c->oldest)
+		c->oldest = p;
+}
+
+static struct dcap_pck *cache_find(struct dcap_pck_cache *c, const unsigned char key[32])
+{
+	for (struct dcap_pck *p = *cache_bucket(c, key); p; p = p->hash_next) {
+		if (memcmp(p->key, key, 32) == 0) {
+			cache_unlink_order(c, p);
+			cache_push_newest(c, p);
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void cache_insert(struct dcap_pck_cache *c, struct dcap_pck *p)
+{
+	if (c->count == c->max) {
+		struct dcap_pck *victim = c->oldest;
+		struct dcap_pck **link = cache_bucket(c, victim->key);
+		while (*link != victim)
+			link = &(*link)->hash_next;
+		*link = victim->hash_next;
+		cache_unlink_order(c, victim);
+		c->count--;
+		c->stats.evictions++;
+		dcap_pck_release(victim);
+	}
+	struct dcap_pck **bucket = cache_bucket(c, p->key);
+	p->hash_next = *bucket;
+	*bucket = p;
+	cache_push_newest(c, p);
+	p->refs++;
+	c->count++;
+}
+
+/* The cache key: SHA-256 over each certificate's length (8 bytes) and DER. */
+static int chain_key(const struct dcap_pem_ders *ders, unsigned char key[32])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+	for (size_t i = 0; ok && i < ders->count; i++) {
+		uint64_t n = ders->len[i];
+		unsigned char len[8];
+		for (int b = 0; b < 8; b++)
+			len[b] = (unsigned char)(n >> (8 * b));
+		ok = EVP_DigestUpdate(ctx, len, sizeof(len)) == 1 &&
+		     EVP_DigestUpdate(ctx, ders->der[i], ders->len[i]) == 1;
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, key, NULL) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Parses and verifies leaf and CA of a three-certificate chain under the
+ * pinned root: the leaf a P-256 key, the CA a CA issued by the root, the
+ * leaf issued by the CA.  A new dcap_pck (one reference), or NULL with the
+ * reason.
+ */
+static struct dcap_pck *pck_verify(const struct root *root, const struct dcap_pem_ders *ders,
+                                   const char **reason)
+{
+	struct dcap_cert leaf, ca;
+	memset(&leaf, 0, sizeof(leaf));
+	memset(&ca, 0, sizeof(ca));
+	struct dcap_pck *pck = NULL;
+	*reason = "pck_chain_invalid";
+	if (dcap_cert_from_der(ders->der[0], ders->len[0], &leaf) != 0 ||
+	    !dcap_key_is_p256(X509_get0_pubkey(leaf.x509)) ||
+	    dcap_cert_from_der(ders->der[1], ders->len[1], &ca) != 0)
+		goto done;
+	*reason = "pck_chain_signature";
+	if (!dcap_cert_is_ca(ca.x509) || !dcap_cert_issued_by(ca.x509, root->x509, root->key) ||
+	    !dcap_cert_issued_by(leaf.x509, ca.x509, X509_get0_pubkey(ca.x509)))
+		goto done;
+	*reason = "out_of_memory";
+	pck = calloc(1, sizeof(*pck));
+	if (!pck)
+		goto done;
+	pck->refs = 1;
+	memcpy(pck->root_sha, root->sha, 32);
+	pck->leaf_key = X509_get_pubkey(leaf.x509);
+	pck->leaf_serial = ASN1_INTEGER_dup(X509_get0_serialNumber(leaf.x509));
+	pck->ca_serial = ASN1_INTEGER_dup(X509_get0_serialNumber(ca.x509));
+	pck->leaf_issuer = X509_NAME_dup(X509_get_issuer_name(leaf.x509));
+	int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(ca.x509), &pck->ca_spki);
+	if (!pck->leaf_key || !pck->leaf_serial || !pck->ca_serial || !pck->leaf_issuer ||
+	    spki_len <= 0) {
+		pck_free(pck);
+		pck = NULL;
+		goto done;
+	}
+	pck->ca_spki_len = (size_t)spki_len;
+	const int64_t from[3] = {leaf.not_before, ca.not_before, root->not_before};
+	const int64_t until[3] = {leaf.not_after, ca.not_after, root->not_after};
+	memcpy(pck->not_before, from, sizeof(from));
+	memcpy(pck->not_after, until, sizeof(until));
+	pck->have_extension = dcap_sgx_extension_from_cert(leaf.x509, &pck->extension) == 0;
+	char cn[128] = "";
+	X509_NAME_get_text_by_NID(X509_get_subject_name(ca.x509), NID_commonName, cn, sizeof(cn));
+	pck->processor_ca = strstr(cn, "Processor") != NULL;
+	*reason = NULL;
+done:
+	dcap_cert_free(&leaf);
+	dcap_cert_free(&ca);
+	return pck;
+}
+
+/*
+ * Step 2, the part that needs no collateral: the chain is leaf, CA, pinned
+ * root; each signature verifies; each certificate is valid at the time.
+ */
+static int check_pck_chain(const struct dcap_trust *trust, struct dcap_pck_cache *cache,
+                           const struct tdx_quote *q, int64_t at, struct dcap_pck **out,
+                           struct dcap_result *r, struct ee_error *err)
+{
+	*out = NULL;
+	struct dcap_pem_ders ders;
+	if (dcap_pem_split(q->pck_chain_pem, q->pck_chain_pem_len, &ders) != 0)
+		return refuse(r, err, 403, "pck_chain_invalid");
+	int rc = 0;
+	struct dcap_pck *pck = NULL;
+	if (ders.count != 3) {
+		rc = refuse(r, err, 403, "pck_chain_invalid");
+		goto done;
+	}
+	int idx = pinned_index(trust->roots, trust->count, ders.der[2], ders.len[2]);
+	if (idx < 0) {
+		rc = refuse(r, err, 403, "pck_chain_untrusted");
+		goto done;
+	}
+	unsigned char key[32];
+	if (chain_key(&ders, key) != 0) {
+		rc = refuse(r, err, 503, "out_of_memory");
+		goto done;
+	}
+	if (cache && (pck = cache_find(cache, key)) != NULL) {
+		cache->stats.hits++;
+		pck->refs++;
+	} else {
+		const char *reason;
+		pck = pck_verify(&trust->roots[idx], &ders, &reason);
+		if (!pck) {
+			rc = refuse(r, err, strcmp(reason, "out_of_memory") == 0 ? 503 : 403, reason);
+			goto done;
+		}
+		memcpy(pck->key, key, 32);
+		if (cache) {
+			cache->stats.misses++;
+			cache_insert(cache, pck);
+		}
+	}
+	/* Judged on every use, cached or not: the time moves on. */
+	for (size_t i = 0; i < 3; i++) {
+		if (at < pck->not_before[i]) {
+			rc = refuse(r, err, 403, "pck_cert_not_yet_valid");
+			goto done;
+		}
+		if (at > pck->not_after[i]) {
+			rc = refuse(r, err, 403, "pck_cert_expired");
+			goto done;
+		}
+	}
+done:
+	dcap_pem_ders_free(&ders);
+	if (rc != 0)
+		dcap_pck_release(pck);
+	else
+		*out = pck;
+	return rc;
 }
 
 /* Steps 3 to 5: the QE report, its binding of the attestation key, the quote signature. */
@@ -538,6 +783,56 @@ static int check_signatures(const struct tdx_quote *q, EVP_PKEY *pck_key, struct
 	return ok ? 0 : refuse(r, err, 403, "quote_signature");
 }
 
+int dcap_quote_check(const struct dcap_trust *trust, struct dcap_pck_cache *cache,
+                     const struct tdx_quote *q, int64_t at, struct dcap_pck **pck,
+                     struct dcap_result *out, struct ee_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	*pck = NULL;
+	if (!trust || trust->count == 0)
+		return refuse(out, err, 500, "trust_empty");
+	struct dcap_pck *checked;
+	if (check_pck_chain(trust, cache, q, at, &checked, out, err) != 0)
+		return -1;
+	if (check_signatures(q, checked->leaf_key, out, err) != 0) {
+		dcap_pck_release(checked);
+		return -1;
+	}
+	*pck = checked;
+	return 0;
+}
+
+/* Step 2, the part that needs collateral: the CRLs are current, from the chain's CAs, and list neither certificate. */
+static int check_revocation(const struct dcap_prepared *p, const struct dcap_pck *pck, int64_t at,
+                            struct dcap_result *r, struct ee_error *err)
+{
+	int idx = -1;
+	for (size_t i = 0; i < p->trust.count && idx < 0; i++) {
+		if (memcmp(p->trust.roots[i].sha, pck->root_sha, 32) == 0)
+			idx = (int)i;
+	}
+	if (idx < 0)
+		return refuse(r, err, 403, "pck_chain_untrusted");
+	if ((size_t)idx != p->root_index)
+		return refuse(r, err, 503, "collateral_root_mismatch");
+	const struct dcap_crl *crls[2] = {&p->root_crl, &p->pck_crl};
+	for (int i = 0; i < 2; i++) {
+		if (at < crls[i]->this_update)
+			return refuse(r, err, 503, "crl_not_yet_valid");
+		if (at >= crls[i]->next_update)
+			return refuse(r, err, 503, "crl_expired");
+	}
+	if (pck->ca_spki_len != p->pck_ca_spki_len ||
+	    memcmp(pck->ca_spki, p->pck_ca_spki, pck->ca_spki_len) != 0 ||
+	    X509_NAME_cmp(p->pck_crl.issuer, pck->leaf_issuer) != 0)
+		return refuse(r, err, 503, "pck_crl_issuer_mismatch");
+	if (dcap_crl_lists(&p->root_crl, pck->ca_serial))
+		return refuse(r, err, 403, "pck_ca_revoked");
+	if (dcap_crl_lists(&p->pck_crl, pck->leaf_serial))
+		return refuse(r, err, 403, "pck_revoked");
+	return 0;
+}
+
 /* Step 6, the part that depends on the time: the collateral is current. */
 static int check_collateral_time(const struct dcap_prepared *p, int64_t at, struct dcap_result *r,
                                  struct ee_error *err)
@@ -558,8 +853,8 @@ static int check_collateral_time(const struct dcap_prepared *p, int64_t at, stru
 }
 
 /* Steps 7 to 11: identities, levels, statuses, debug. */
-static int check_tcb(const struct dcap_prepared *p, const struct tdx_quote *q, X509 *pck,
-                     struct dcap_result *r, struct ee_error *err)
+static int check_tcb(const struct dcap_prepared *p, const struct tdx_quote *q,
+                     const struct dcap_pck *pck, struct dcap_result *r, struct ee_error *err)
 {
 	const struct tdx_qe_report *qr = &q->qe_report;
 	if (!dcap_qe_identity_matches(&p->qe, qr->mr_signer, qr->isv_prod_id, qr->misc_select,
@@ -572,18 +867,18 @@ static int check_tcb(const struct dcap_prepared *p, const struct tdx_quote *q, X
 	r->qe_tcb_date = qe_level->tcb_date;
 	add_advisories(r, &qe_level->advisories);
 
-	struct dcap_sgx_extension ext;
-	if (dcap_sgx_extension_from_cert(pck, &ext) != 0)
+	if (!pck->have_extension)
 		return refuse(r, err, 403, "pck_extension_invalid");
+	const struct dcap_sgx_extension *ext = &pck->extension;
 	r->have_pck_extension = true;
-	memcpy(r->fmspc, ext.fmspc, sizeof(r->fmspc));
-	memcpy(r->pce_id, ext.pce_id, sizeof(r->pce_id));
-	if (memcmp(ext.fmspc, p->tcb.fmspc, 6) != 0)
+	memcpy(r->fmspc, ext->fmspc, sizeof(r->fmspc));
+	memcpy(r->pce_id, ext->pce_id, sizeof(r->pce_id));
+	if (memcmp(ext->fmspc, p->tcb.fmspc, 6) != 0)
 		return refuse(r, err, 503, "fmspc_mismatch");
-	if (memcmp(ext.pce_id, p->tcb.pce_id, 2) != 0)
+	if (memcmp(ext->pce_id, p->tcb.pce_id, 2) != 0)
 		return refuse(r, err, 503, "pceid_mismatch");
 	const struct dcap_platform_level *level =
-		dcap_tcb_platform_level(&p->tcb, ext.tcb_components, ext.pce_svn, q->td.tee_tcb_svn);
+		dcap_tcb_platform_level(&p->tcb, ext->tcb_components, ext->pce_svn, q->td.tee_tcb_svn);
 	if (!level)
 		return refuse(r, err, 403, "tcb_level_unknown");
 	set_status(r->platform_status, level->status);
@@ -610,40 +905,42 @@ static int check_tcb(const struct dcap_prepared *p, const struct tdx_quote *q, X
 	return 0;
 }
 
+int dcap_quote_check_collateral(const struct dcap_prepared *p, const struct tdx_quote *q,
+                                const struct dcap_pck *pck, int64_t at, struct dcap_result *out,
+                                struct ee_error *err)
+{
+	out->collateral_next_update = p->next_update;
+	out->tcb_evaluation_data_number = p->tcb.tcb_evaluation_data_number;
+	if (check_revocation(p, pck, at, out, err) != 0 || check_collateral_time(p, at, out, err) != 0)
+		return -1;
+	out->signatures_verified = true;
+	if (check_tcb(p, q, pck, out, err) != 0)
+		return -1;
+	out->verified = true;
+	out->status = 0;
+	snprintf(out->reason, sizeof(out->reason), "ok");
+	return 0;
+}
+
 int dcap_verify_prepared(const struct dcap_prepared *p, const void *quote, size_t len, int64_t at,
                          struct dcap_result *out, struct ee_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	out->collateral_next_update = p->next_update;
-	out->tcb_evaluation_data_number = p->tcb.tcb_evaluation_data_number;
 	struct tdx_quote q;
 	struct ee_error perr;
-	if (tdx_quote_parse(quote, len, &q, &perr) != 0)
-		return refuse(out, err, perr.status, perr.reason);
-	struct dcap_pem_ders ders;
-	if (dcap_pem_split(q.pck_chain_pem, q.pck_chain_pem_len, &ders) != 0)
-		return refuse(out, err, 403, "pck_chain_invalid");
-	struct dcap_cert leaf, ca_local;
-	memset(&leaf, 0, sizeof(leaf));
-	memset(&ca_local, 0, sizeof(ca_local));
-	const struct dcap_cert *ca = NULL;
-	int rc = check_pck_chain(p, &ders, at, &leaf, &ca_local, &ca, out, err);
-	if (rc == 0)
-		rc = check_signatures(&q, X509_get0_pubkey(leaf.x509), out, err);
-	if (rc == 0)
-		rc = check_collateral_time(p, at, out, err);
-	if (rc == 0) {
-		out->signatures_verified = true;
-		rc = check_tcb(p, &q, leaf.x509, out, err);
+	int rc = -1;
+	if (tdx_quote_parse(quote, len, &q, &perr) != 0) {
+		refuse(out, err, perr.status, perr.reason);
+	} else {
+		struct dcap_pck *pck = NULL;
+		if (dcap_quote_check(&p->trust, NULL, &q, at, &pck, out, err) == 0)
+			rc = dcap_quote_check_collateral(p, &q, pck, at, out, err);
+		dcap_pck_release(pck);
 	}
-	dcap_cert_free(&leaf);
-	dcap_cert_free(&ca_local);
-	dcap_pem_ders_free(&ders);
-	if (rc != 0)
-		return -1;
-	out->verified = true;
-	snprintf(out->reason, sizeof(out->reason), "ok");
-	return 0;
+	/* What the collateral says, whichever step refused. */
+	out->collateral_next_update = p->next_update;
+	out->tcb_evaluation_data_number = p->tcb.tcb_evaluation_data_number;
+	return rc;
 }
 
 int dcap_verify(const struct dcap_trust *trust, const struct dcap_collateral *c, const void *quote,

@@ -11,7 +11,10 @@
  *                             signatures and CRLs, parses TCB info and QE
  *                             identity, and keeps them
  *   dcap_verify_prepared      per quote, at a given time
- * dcap_verify does prepare + verify in one call.
+ * dcap_verify does prepare + verify in one call.  A caller that fetches
+ * the collateral per quote runs the two halves of dcap_verify_prepared
+ * itself: dcap_quote_check before fetching, dcap_quote_check_collateral
+ * after (below).
  *
  * The verification time is a parameter (Unix seconds), never the clock.
  * Verifying reports the TCB status; deciding which statuses a network
@@ -78,6 +81,7 @@
 #include <stdint.h>
 
 #include "dcap_tcb.h"
+#include "dcap_x509.h"
 #include "error.h"
 
 #define DCAP_TRUST_MAX_ROOTS 4
@@ -93,6 +97,9 @@ struct dcap_trust;
 int dcap_trust_create(struct dcap_trust **out, struct ee_error *err);
 /* Pins the one self-signed CA certificate of a PEM text. */
 int dcap_trust_add_pem(struct dcap_trust *trust, const char *pem, size_t len, struct ee_error *err);
+/* The same for one DER certificate. */
+int dcap_trust_add_der(struct dcap_trust *trust, const unsigned char *der, size_t len,
+                       struct ee_error *err);
 int dcap_trust_add_file(struct dcap_trust *trust, const char *path, struct ee_error *err);
 size_t dcap_trust_count(const struct dcap_trust *trust);
 void dcap_trust_destroy(struct dcap_trust *trust);
@@ -178,6 +185,60 @@ struct dcap_result {
  */
 int dcap_verify_prepared(const struct dcap_prepared *p, const void *quote, size_t len, int64_t at,
                          struct dcap_result *out, struct ee_error *err);
+/*
+ * The same checks in two halves, so that a caller can refuse a forged
+ * quote before it fetches anything for it (lib/verifier.c):
+ *
+ * dcap_quote_check: what needs no collateral, steps 2 to 5 but the CRLs:
+ *   the PCK chain is leaf, CA, a root of trust (pck_chain_invalid,
+ *   pck_chain_untrusted); each signature verifies up to it
+ *   (pck_chain_signature); each certificate is valid at `at`
+ *   (pck_cert_not_yet_valid, pck_cert_expired); the QE report signature,
+ *   the attestation key binding and the quote signature.  On success *pck
+ *   is the verified chain (a reference the caller releases).
+ * dcap_quote_check_collateral: the rest, with current collateral: the
+ *   collateral is under the chain's root (collateral_root_mismatch), the
+ *   CRLs are current and from the chain's CAs, neither certificate is
+ *   revoked (pck_ca_revoked, pck_revoked), then steps 6 to 11.
+ * dcap_verify_prepared is the two in a row, and gives the same reasons.
+ *
+ * cache (NULL: none) keeps verified chains by the SHA-256 of their DER, so
+ * that a platform seen before costs no certificate decoding and no chain
+ * signature; validity at `at` and revocation are still judged on every
+ * quote.  One cache per thread: it is not locked.
+ */
+struct dcap_pck;
+struct dcap_pck_cache;
+struct tdx_quote;
+
+#define DCAP_PCK_CACHE_DEFAULT 1024 /* chains kept per verifier thread, about 1 KiB each */
+#define DCAP_PCK_CACHE_LIMIT (1024 * 1024)
+
+struct dcap_pck_cache_stats {
+	uint64_t hits;
+	uint64_t misses;    /* chains verified and added */
+	uint64_t evictions; /* the least recently used one dropped for a new one */
+	size_t entries;
+};
+
+/* A cache of at most max_entries chains (1 .. DCAP_PCK_CACHE_LIMIT). */
+int dcap_pck_cache_create(size_t max_entries, struct dcap_pck_cache **out, struct ee_error *err);
+void dcap_pck_cache_destroy(struct dcap_pck_cache *c);
+void dcap_pck_cache_get_stats(const struct dcap_pck_cache *c, struct dcap_pck_cache_stats *out);
+
+int dcap_quote_check(const struct dcap_trust *trust, struct dcap_pck_cache *cache,
+                     const struct tdx_quote *q, int64_t at, struct dcap_pck **pck,
+                     struct dcap_result *out, struct ee_error *err);
+/* Fills out further (it does not clear what dcap_quote_check wrote). */
+int dcap_quote_check_collateral(const struct dcap_prepared *p, const struct tdx_quote *q,
+                                const struct dcap_pck *pck, int64_t at, struct dcap_result *out,
+                                struct ee_error *err);
+void dcap_pck_release(struct dcap_pck *pck);
+/* The PCK certificate's SGX extension, or NULL if it is missing or malformed. */
+const struct dcap_sgx_extension *dcap_pck_extension(const struct dcap_pck *pck);
+/* The chain's CA is Intel's Processor CA (its PCK CRL is ca=processor), not the Platform CA. */
+bool dcap_pck_processor_ca(const struct dcap_pck *pck);
+
 /* dcap_collateral_prepare then dcap_verify_prepared; a collateral failure is the result's reason. */
 int dcap_verify(const struct dcap_trust *trust, const struct dcap_collateral *c, const void *quote,
                 size_t len, int64_t at, struct dcap_result *out, struct ee_error *err);

@@ -26,10 +26,31 @@
 #define SIGNATURE_HEX_LEN 128 /* ECDSA P-256 r||s */
 #define CACHE_KEY_MAX 64
 
+#define MEMO_SLOTS 8
+
+/*
+ * The collateral last assembled for one FMSPC and CA, kept in memory until
+ * the first of its items is due for a refresh (the moment item_get would
+ * stop serving that item from the database), so a verification with
+ * current collateral costs no database read, no CRL decoding and no JSON
+ * assembly.
+ */
+struct memo {
+	char fmspc[FMSPC_HEX_LEN + 1];
+	char ca[16];
+	char *json;
+	int64_t serve_until; /* Unix ms */
+	uint64_t generation; /* changes whenever json does */
+	int64_t used;
+};
+
 struct pccs_client {
 	struct pccs_options opt;
 	CURL *curl;
 	struct buf body; /* the last response body, reused between fetches */
+	struct memo memo[MEMO_SLOTS];
+	uint64_t generation;
+	int64_t tick;
 };
 
 enum item_kind { ITEM_TCB_INFO, ITEM_QE_IDENTITY, ITEM_PCK_CRL, ITEM_ROOT_CA_CRL, ITEM_COUNT };
@@ -139,6 +160,8 @@ void pccs_client_destroy(struct pccs_client *c)
 {
 	if (!c)
 		return;
+	for (int i = 0; i < MEMO_SLOTS; i++)
+		free(c->memo[i].json);
 	curl_easy_cleanup(c->curl);
 	buf_free(&c->body);
 	free(c);
@@ -702,22 +725,28 @@ static int assemble(struct item items[ITEM_COUNT], char **out)
 	return rc;
 }
 
-int pccs_get_collateral(struct pccs_client *c, struct ee_db *db, const char *fmspc_hex,
-                        const char *ca, int64_t now_ms, char **collateral_json,
-                        struct ee_error *err)
+/* FMSPC in upper case into fmspc; 0, or -1 with the reason for bad arguments. */
+static int check_arguments(const char *fmspc_hex, const char *ca, char fmspc[FMSPC_HEX_LEN + 1],
+                           struct ee_error *err)
 {
-	*collateral_json = NULL;
 	if (!fmspc_hex || strlen(fmspc_hex) != FMSPC_HEX_LEN || !is_hex(fmspc_hex, FMSPC_HEX_LEN))
 		return ee_fail(err, 400, "invalid_fmspc");
 	if (!ca || (strcmp(ca, "platform") != 0 && strcmp(ca, "processor") != 0))
 		return ee_fail(err, 400, "invalid_pck_ca");
-	char fmspc[FMSPC_HEX_LEN + 1];
 	for (int i = 0; i < FMSPC_HEX_LEN; i++) {
 		char ch = fmspc_hex[i];
 		fmspc[i] = (ch >= 'a' && ch <= 'f') ? (char)(ch - 'a' + 'A') : ch;
 	}
 	fmspc[FMSPC_HEX_LEN] = '\0';
+	return 0;
+}
 
+/* The collateral from the cache or the network; *serve_until: when an item of it is due. */
+static int collect(struct pccs_client *c, struct ee_db *db, const char *fmspc, const char *ca,
+                   int64_t now_ms, char **collateral_json, int64_t *serve_until,
+                   struct ee_error *err)
+{
+	*collateral_json = NULL;
 	char keys[ITEM_COUNT][CACHE_KEY_MAX];
 	char urls[ITEM_COUNT][PCCS_URL_MAX + 64];
 	const char *base = c->opt.base_url;
@@ -736,11 +765,77 @@ int pccs_get_collateral(struct pccs_client *c, struct ee_db *db, const char *fms
 	struct item items[ITEM_COUNT];
 	memset(items, 0, sizeof(items));
 	int rc = 0;
-	for (int k = 0; k < ITEM_COUNT && rc == 0; k++)
+	*serve_until = INT64_MAX;
+	for (int k = 0; k < ITEM_COUNT && rc == 0; k++) {
 		rc = item_get(c, db, (enum item_kind)k, keys[k], urls[k], fmspc, now_ms, &items[k], err);
+		if (rc == 0) {
+			int64_t due = items[k].next_update - refresh_margin(c, &items[k]);
+			*serve_until = due < *serve_until ? due : *serve_until;
+		}
+	}
 	if (rc == 0 && assemble(items, collateral_json) != 0)
 		rc = ee_fail(err, 503, "out_of_memory");
 	for (int k = 0; k < ITEM_COUNT; k++)
 		item_free(&items[k]);
 	return rc;
+}
+
+int pccs_get_collateral(struct pccs_client *c, struct ee_db *db, const char *fmspc_hex,
+                        const char *ca, int64_t now_ms, char **collateral_json,
+                        struct ee_error *err)
+{
+	*collateral_json = NULL;
+	char fmspc[FMSPC_HEX_LEN + 1];
+	int64_t serve_until;
+	if (check_arguments(fmspc_hex, ca, fmspc, err) != 0)
+		return -1;
+	return collect(c, db, fmspc, ca, now_ms, collateral_json, &serve_until, err);
+}
+
+int pccs_collateral(struct pccs_client *c, struct ee_db *db, const char *fmspc_hex,
+                    const char *ca, int64_t now_ms, const char **collateral_json,
+                    uint64_t *generation, struct ee_error *err)
+{
+	*collateral_json = NULL;
+	*generation = 0;
+	char fmspc[FMSPC_HEX_LEN + 1];
+	if (check_arguments(fmspc_hex, ca, fmspc, err) != 0)
+		return -1;
+	struct memo *slot = NULL, *oldest = &c->memo[0];
+	for (int i = 0; i < MEMO_SLOTS; i++) {
+		struct memo *m = &c->memo[i];
+		if (m->json && strcmp(m->fmspc, fmspc) == 0 && strcmp(m->ca, ca) == 0)
+			slot = m;
+		if (!m->json || m->used < oldest->used)
+			oldest = m;
+	}
+	if (slot && now_ms < slot->serve_until) {
+		slot->used = ++c->tick;
+		*collateral_json = slot->json;
+		*generation = slot->generation;
+		return 0;
+	}
+	char *text;
+	int64_t serve_until;
+	if (collect(c, db, fmspc, ca, now_ms, &text, &serve_until, err) != 0)
+		return -1;
+	if (!slot) {
+		slot = oldest;
+		free(slot->json);
+		slot->json = NULL;
+	}
+	if (!slot->json || strcmp(slot->json, text) != 0) {
+		free(slot->json);
+		slot->json = text;
+		slot->generation = ++c->generation;
+	} else {
+		free(text);
+	}
+	snprintf(slot->fmspc, sizeof(slot->fmspc), "%s", fmspc);
+	snprintf(slot->ca, sizeof(slot->ca), "%s", ca);
+	slot->serve_until = serve_until;
+	slot->used = ++c->tick;
+	*collateral_json = slot->json;
+	*generation = slot->generation;
+	return 0;
 }

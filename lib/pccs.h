@@ -96,4 +96,16 @@ int pccs_get_collateral(struct pccs_client *c, struct ee_db *db, const char *fms
                         const char *ca, int64_t now_ms, char **collateral_json,
                         struct ee_error *err);
 
+/*
+ * The same, kept in memory by the client: while no item of the collateral
+ * is due for a refresh (the margin above), the same text is returned
+ * without reading the database.  *collateral_json belongs to the client
+ * and stays valid until its next call; *generation is a number that
+ * changes whenever the text for this FMSPC and CA does (never 0), so a
+ * caller can keep what it derived from the text without comparing it.
+ */
+int pccs_collateral(struct pccs_client *c, struct ee_db *db, const char *fmspc_hex,
+                    const char *ca, int64_t now_ms, const char **collateral_json,
+                    uint64_t *generation, struct ee_error *err);
+
 #endif

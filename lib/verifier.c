@@ -34,10 +34,15 @@ const unsigned char verifier_intel_root_sha256[32] = {
 #define MAX_QUOTE_B64 (TDX_QUOTE_MAX_BYTES / 3 * 4 + 4)
 #define ALLOWLIST_FILE_MAX (1024 * 1024)
 
-/* Collateral checked once and kept while the same text comes back. */
+/*
+ * Intel collateral checked once (CRLs and TCB signing chains verified, TCB
+ * info and QE identity parsed and their signatures checked) and kept while
+ * the PCCS client hands out the same text: its generation says so without
+ * hashing the text.
+ */
 struct prepared_slot {
-	char key[48];                /* "intel:<fmspc>:<ca>" or "dev" */
-	unsigned char text_sha[32];  /* of the collateral JSON it was prepared from */
+	char key[48];                /* "intel:<fmspc>:<ca>" */
+	uint64_t generation;         /* pccs_collateral's, of the text it was prepared from */
 	struct dcap_prepared *prepared;
 	int64_t used;
 };
@@ -50,6 +55,9 @@ struct verifier {
 	struct dcap_trust *intel_trust; /* built from the first chain whose root has Intel's fingerprint */
 	struct dcap_trust *dev_trust;
 	unsigned char dev_root_sha[32];
+	unsigned char intel_root_sha[32];   /* verifier_intel_root_sha256, or a test's */
+	struct dcap_prepared *dev_prepared; /* EE_DEV_COLLATERAL_FILE, prepared on first use */
+	struct dcap_pck_cache *pck_cache;   /* verified PCK chains (dcap.h) */
 	struct prepared_slot slots[PREPARED_SLOTS];
 	int64_t tick;
 };
@@ -139,8 +147,15 @@ int verifier_create(const struct verifier_options *opts, struct ee_db *db, struc
 	v->opts.dev_root_pem = opts->dev_root_pem ? strdup(opts->dev_root_pem) : NULL;
 	v->opts.dev_collateral_json = opts->dev_collateral_json ? strdup(opts->dev_collateral_json) : NULL;
 	v->db = db;
+	static const unsigned char unset[32];
+	memcpy(v->intel_root_sha,
+	       memcmp(opts->test_intel_root_sha256, unset, 32) != 0 ? opts->test_intel_root_sha256
+	                                                            : verifier_intel_root_sha256,
+	       32);
+	size_t pck_cache_max = opts->pck_cache_max ? opts->pck_cache_max : DCAP_PCK_CACHE_DEFAULT;
 	if (pccs_client_create(&opts->pccs, &v->pccs, err) != 0 ||
-	    allowlist_client_create(&opts->allowlist, &v->allowlist, err) != 0) {
+	    allowlist_client_create(&opts->allowlist, &v->allowlist, err) != 0 ||
+	    dcap_pck_cache_create(pck_cache_max, &v->pck_cache, err) != 0) {
 		verifier_destroy(v);
 		return -1;
 	}
@@ -158,7 +173,7 @@ int verifier_create(const struct verifier_options *opts, struct ee_db *db, struc
 		unsigned int n;
 		EVP_Digest(chain.certs[0].der, chain.certs[0].der_len, v->dev_root_sha, &n, EVP_sha256(), NULL);
 		dcap_chain_free(&chain);
-		if (memcmp(v->dev_root_sha, verifier_intel_root_sha256, 32) == 0) {
+		if (memcmp(v->dev_root_sha, v->intel_root_sha, 32) == 0) {
 			verifier_destroy(v);
 			return ee_fail_detail(err, 500, "invalid_config", "EE_DEV_ROOT_CA");
 		}
@@ -173,6 +188,8 @@ void verifier_destroy(struct verifier *v)
 		return;
 	for (int i = 0; i < PREPARED_SLOTS; i++)
 		dcap_prepared_free(v->slots[i].prepared);
+	dcap_prepared_free(v->dev_prepared);
+	dcap_pck_cache_destroy(v->pck_cache);
 	dcap_trust_destroy(v->intel_trust);
 	dcap_trust_destroy(v->dev_trust);
 	pccs_client_destroy(v->pccs);
@@ -320,14 +337,24 @@ static bool check_allowlist(struct verifier *v, const struct attest_evidence *ev
 	return ok;
 }
 
-/* The prepared collateral for key, from text; re-prepared when the text changed. */
-static struct dcap_prepared *prepared_for(struct verifier *v, const char *key,
-                                          const struct dcap_trust *trust, const char *text,
+/* Prepares collateral text under trust. */
+static struct dcap_prepared *prepare_text(const struct dcap_trust *trust, const char *text,
                                           struct ee_error *err)
 {
-	unsigned char sha[32];
-	unsigned int n;
-	EVP_Digest(text, strlen(text), sha, &n, EVP_sha256(), NULL);
+	struct dcap_collateral c;
+	if (dcap_collateral_from_json(text, strlen(text), &c, err) != 0)
+		return NULL;
+	struct dcap_prepared *prepared = NULL;
+	dcap_collateral_prepare(trust, &c, &prepared, err);
+	dcap_collateral_free(&c);
+	return prepared;
+}
+
+/* The prepared Intel collateral for key; re-prepared when the PCCS client's text changed. */
+static struct dcap_prepared *prepared_for(struct verifier *v, const char *key,
+                                          const struct dcap_trust *trust, const char *text,
+                                          uint64_t generation, struct ee_error *err)
+{
 	struct prepared_slot *slot = NULL, *oldest = &v->slots[0];
 	for (int i = 0; i < PREPARED_SLOTS; i++) {
 		if (v->slots[i].prepared && strcmp(v->slots[i].key, key) == 0)
@@ -335,45 +362,35 @@ static struct dcap_prepared *prepared_for(struct verifier *v, const char *key,
 		if (!v->slots[i].prepared || v->slots[i].used < oldest->used)
 			oldest = &v->slots[i];
 	}
-	if (slot && memcmp(slot->text_sha, sha, 32) == 0) {
+	if (slot && slot->generation == generation) {
 		slot->used = ++v->tick;
 		return slot->prepared;
 	}
 	if (!slot)
 		slot = oldest;
 	dcap_prepared_free(slot->prepared);
-	slot->prepared = NULL;
-	struct dcap_collateral c;
-	if (dcap_collateral_from_json(text, strlen(text), &c, err) != 0)
-		return NULL;
-	int rc = dcap_collateral_prepare(trust, &c, &slot->prepared, err);
-	dcap_collateral_free(&c);
-	if (rc != 0)
+	slot->prepared = prepare_text(trust, text, err);
+	if (!slot->prepared)
 		return NULL;
 	snprintf(slot->key, sizeof(slot->key), "%s", key);
-	memcpy(slot->text_sha, sha, 32);
+	slot->generation = generation;
 	slot->used = ++v->tick;
 	return slot->prepared;
 }
 
 /* Trust built from a chain's own root once its fingerprint is Intel's. */
-static struct dcap_trust *intel_trust(struct verifier *v, X509 *root, struct ee_error *err)
+static struct dcap_trust *intel_trust(struct verifier *v, const unsigned char *root_der,
+                                      size_t root_len, struct ee_error *err)
 {
 	if (v->intel_trust)
 		return v->intel_trust;
-	BIO *bio = BIO_new(BIO_s_mem());
-	char *pem = NULL;
-	long len = 0;
-	if (!bio || PEM_write_bio_X509(bio, root) != 1 || (len = BIO_get_mem_data(bio, &pem)) <= 0 ||
-	    dcap_trust_create(&v->intel_trust, err) != 0 ||
-	    dcap_trust_add_pem(v->intel_trust, pem, (size_t)len, err) != 0) {
-		BIO_free(bio);
+	if (dcap_trust_create(&v->intel_trust, err) != 0 ||
+	    dcap_trust_add_der(v->intel_trust, root_der, root_len, err) != 0) {
 		dcap_trust_destroy(v->intel_trust);
 		v->intel_trust = NULL;
 		ee_fail(err, 500, "trust_invalid");
 		return NULL;
 	}
-	BIO_free(bio);
 	return v->intel_trust;
 }
 
@@ -416,7 +433,8 @@ void verifier_verify(struct verifier *v, const struct attest_evidence *ev,
 	if (!raw)
 		return verdict(out, false, "out_of_memory");
 	struct tdx_quote q;
-	struct dcap_chain chain = {0};
+	struct dcap_pem_ders ders = {0};
+	struct dcap_pck *pck = NULL;
 	if (base64_decode(ev->quote_b64, ev->quote_b64_len, raw, &raw_len) != 0) {
 		verdict(out, false, "invalid_quote_encoding");
 		goto done;
@@ -453,69 +471,81 @@ void verifier_verify(struct verifier *v, const struct attest_evidence *ev,
 		}
 	}
 	/* Which root the chain ends at decides the trust and the collateral. */
-	if (dcap_chain_from_pem(q.pck_chain_pem, q.pck_chain_pem_len, &chain) != 0 || chain.count < 2) {
+	if (dcap_pem_split(q.pck_chain_pem, q.pck_chain_pem_len, &ders) != 0 || ders.count < 2) {
 		verdict(out, false, "pck_chain_invalid");
 		goto done;
 	}
 	unsigned char root_sha[32];
 	unsigned int n;
-	struct dcap_cert *root = &chain.certs[chain.count - 1];
-	EVP_Digest(root->der, root->der_len, root_sha, &n, EVP_sha256(), NULL);
-	bool is_intel = memcmp(root_sha, verifier_intel_root_sha256, 32) == 0;
+	const unsigned char *root_der = ders.der[ders.count - 1];
+	size_t root_len = ders.len[ders.count - 1];
+	EVP_Digest(root_der, root_len, root_sha, &n, EVP_sha256(), NULL);
+	bool is_intel = memcmp(root_sha, v->intel_root_sha, 32) == 0;
 	bool is_dev = v->dev_trust && sandbox && memcmp(root_sha, v->dev_root_sha, 32) == 0;
 	if (!is_intel && !is_dev) {
 		verdict(out, false, "pck_chain_untrusted");
+		goto done;
+	}
+	const struct dcap_trust *trust = is_dev ? v->dev_trust : intel_trust(v, root_der, root_len, &err);
+	if (!trust) {
+		verdict(out, false, err.reason);
+		goto done;
+	}
+	/*
+	 * Everything the quote can prove by itself comes before anything is
+	 * fetched for it: the PCK chain's signatures up to the pinned root and
+	 * its validity, the QE report signature, the attestation key binding
+	 * and the quote signature.  A forged quote makes no request to GitHub
+	 * or the PCCS.
+	 */
+	struct dcap_result result;
+	int64_t at = v->opts.fixed_time_s ? v->opts.fixed_time_s : time_now_ms() / 1000;
+	if (dcap_quote_check(trust, v->pck_cache, &q, at, &pck, &result, &err) != 0) {
+		out->unavailable = result.status >= 500;
+		verdict(out, false, result.reason[0] ? result.reason : err.reason);
 		goto done;
 	}
 	if (!check_allowlist(v, ev, &q, out))
 		goto done;
 
 	/* Collateral: Intel's from the PCCS, the development root's from its file. */
-	struct dcap_sgx_extension ext;
-	char slot_key[48], *collateral = NULL;
-	const struct dcap_trust *trust = NULL;
+	struct dcap_prepared *prepared = NULL;
 	if (is_dev) {
 		if (!v->opts.dev_collateral_json) {
 			out->unavailable = true;
 			verdict(out, false, "collateral_unavailable:dev");
 			goto done;
 		}
-		snprintf(slot_key, sizeof(slot_key), "dev");
-		trust = v->dev_trust;
+		if (!v->dev_prepared)
+			v->dev_prepared = prepare_text(v->dev_trust, v->opts.dev_collateral_json, &err);
+		prepared = v->dev_prepared;
 	} else {
-		if (dcap_sgx_extension_from_cert(chain.certs[0].x509, &ext) != 0) {
+		const struct dcap_sgx_extension *ext = dcap_pck_extension(pck);
+		if (!ext) {
 			verdict(out, false, "pck_extension_invalid");
 			goto done;
 		}
 		/* The PCK CRL to fetch is the one of the CA that issued this PCK. */
-		char cn[128] = "";
-		X509_NAME_get_text_by_NID(X509_get_subject_name(chain.certs[1].x509), NID_commonName, cn,
-		                          sizeof(cn));
-		const char *ca = strstr(cn, "Processor") ? "processor" : "platform";
-		char fmspc[13];
-		util_hex_encode(ext.fmspc, 6, fmspc);
+		const char *ca = dcap_pck_processor_ca(pck) ? "processor" : "platform";
+		char fmspc[13], slot_key[48];
+		util_hex_encode(ext->fmspc, 6, fmspc);
 		snprintf(slot_key, sizeof(slot_key), "intel:%s:%s", fmspc, ca);
-		if (!(trust = intel_trust(v, root->x509, &err))) {
-			verdict(out, false, err.reason);
-			goto done;
-		}
-		if (pccs_get_collateral(v->pccs, v->db, fmspc, ca, time_now_ms(), &collateral, &err) != 0) {
+		const char *collateral = NULL;
+		uint64_t generation = 0;
+		if (pccs_collateral(v->pccs, v->db, fmspc, ca, time_now_ms(), &collateral, &generation,
+		                    &err) != 0) {
 			out->unavailable = true;
 			verdict(out, false, err.reason);
 			goto done;
 		}
+		prepared = prepared_for(v, slot_key, trust, collateral, generation, &err);
 	}
-	struct dcap_prepared *prepared =
-		prepared_for(v, slot_key, trust, collateral ? collateral : v->opts.dev_collateral_json, &err);
-	free(collateral);
 	if (!prepared) {
 		out->unavailable = true;
 		verdict(out, false, err.reason);
 		goto done;
 	}
-	struct dcap_result result;
-	int64_t at = v->opts.fixed_time_s ? v->opts.fixed_time_s : time_now_ms() / 1000;
-	if (dcap_verify_prepared(prepared, raw, raw_len, at, &result, &err) != 0 || !result.verified) {
+	if (dcap_quote_check_collateral(prepared, &q, pck, at, &result, &err) != 0 || !result.verified) {
 		/* Collateral that has expired or does not fit is ours to fix, not the agent's fault. */
 		out->unavailable = result.status == 503;
 		snprintf(out->tcb_status, sizeof(out->tcb_status), "%s", result.tcb_status);
@@ -536,6 +566,7 @@ void verifier_verify(struct verifier *v, const struct attest_evidence *ev,
 	}
 	verdict(out, true, "ok");
 done:
-	dcap_chain_free(&chain);
+	dcap_pck_release(pck);
+	dcap_pem_ders_free(&ders);
 	free(raw);
 }

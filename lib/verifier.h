@@ -5,16 +5,21 @@
  * DESIGN.md section 5, in this order (each failure a stable reason):
  *   1. the evidence is complete and its measurements have one canonical form;
  *   2. sealed where the network requires it (forge-1);
- *   3. the quote parses as TDX (lib/tdx_quote.c) and chains to a pinned
- *      root: Intel's SGX Root CA, pinned by its SHA-256 fingerprint, or on
- *      sandbox-1 the development root EE_DEV_ROOT_CA;
+ *   3. the quote parses as TDX (lib/tdx_quote.c);
  *   4. its REPORTDATA binds the measurements the agent reports and this
  *      nonce (attest.h); the registers the agent reports (mrtd, rtmr0-3)
  *      are the quote's;
- *   5. the release's allowlist: every expected measurement, and every
- *      expected quote register (quote_measurements);
- *   6. Intel DCAP with current collateral (lib/dcap.c), then the network's
- *      policy on the TCB status and advisory IDs.
+ *   5. its PCK chain ends at a pinned root: Intel's SGX Root CA, pinned by
+ *      its SHA-256 fingerprint, or on sandbox-1 the development root
+ *      EE_DEV_ROOT_CA;
+ *   6. what the quote proves by itself (dcap_quote_check): the chain's
+ *      signatures up to that root and its validity, the QE report
+ *      signature, the attestation key binding, the quote signature;
+ *   7. only then anything fetched: the release's allowlist (every expected
+ *      measurement, and every expected quote register), then the
+ *      collateral and the rest of Intel DCAP (CRLs, TCB info and QE
+ *      identity, TCB status; dcap_quote_check_collateral), then the
+ *      network's policy on the TCB status and advisory IDs.
  * A failure to fetch collateral or an allowlist is reported as such
  * (verdict.unavailable), never as the agent's failure.
  *
@@ -73,8 +78,16 @@ struct verifier_options {
 	char allowlist_dir[512];
 	struct pccs_options pccs;
 	struct allowlist_options allowlist;
+	/* Verified PCK chains kept per verifier (0: DCAP_PCK_CACHE_DEFAULT). */
+	size_t pck_cache_max;
 	/* Tests only: verify at this Unix time instead of now (0: now). */
 	int64_t fixed_time_s;
+	/*
+	 * Tests only: take the root with this SHA-256 for Intel's (all zero:
+	 * Intel's real one), so that a test hierarchy can stand for Intel's on
+	 * forge-1 and its collateral come from a (fake) PCCS.
+	 */
+	unsigned char test_intel_root_sha256[32];
 };
 
 /* The defaults: UpToDate only, no denied advisories, Intel's PCS, GitHub, no development root. */

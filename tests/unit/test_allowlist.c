@@ -440,8 +440,11 @@ static void test_cache(void)
 	CHECK_INT(get(c, db, "acme/agent", "v1.0.0", fetched + 2 * ttl, &a, &err), -1);
 	CHECK_STR(err.reason, "allowlist_not_found");
 	serve_both(failing, 1, NULL, 0);
-	CHECK_INT(get(c, db, "acme/agent", "v1.0.0", fetched + 2 * ttl + 1, &a, &err), -1);
+	/* Past the interval for which the 404 is remembered, so GitHub is asked again. */
+	int64_t negative = ALLOWLIST_DEFAULT_NEGATIVE_TTL_SEC * INT64_C(1000);
+	CHECK_INT(get(c, db, "acme/agent", "v1.0.0", fetched + 2 * ttl + negative, &a, &err), -1);
 	CHECK_STR(err.reason, "allowlist_fetch_failed:http_500");
+	CHECK_INT(fakehttp_count(&api, NULL), 1);
 
 	test_case("TTL 0: every call fetches");
 	struct allowlist_client *nocache = client(TOKEN, 0, 0);
@@ -454,6 +457,91 @@ static void test_cache(void)
 	allowlist_client_destroy(nocache);
 
 	allowlist_client_destroy(c);
+	db_close(db);
+}
+
+/* A failed look-up is answered again from memory for the interval, then asked again. */
+static void test_negative_cache(void)
+{
+	struct ee_error err;
+	struct json_object *a = NULL;
+	int64_t negative = ALLOWLIST_DEFAULT_NEGATIVE_TTL_SEC * INT64_C(1000);
+	struct ee_db *db = open_db("negative");
+	struct allowlist_client *c = client(TOKEN, 0, 3600 * 1000);
+	if (!db || !c)
+		return;
+
+	test_case("GitHub failing: the failure is remembered for 60 s, no request until then");
+	struct fakehttp_route failing[] = {{.target = PATH_RELEASE, .status = 500, .body = "oops"}};
+	serve_both(failing, 1, NULL, 0);
+	CHECK_INT(get(c, db, "acme/agent", "v1.0.0", t0, &a, &err), -1);
+	CHECK_STR(err.reason, "allowlist_fetch_failed:http_500");
+	CHECK_INT(fakehttp_count(&api, NULL), 1);
+	for (int i = 0; i < 5; i++) {
+		CHECK_INT(get(c, db, "acme/agent", "v1.0.0", t0 + i * (negative - 1) / 4, &a, &err), -1);
+		CHECK_STR(err.reason, "allowlist_fetch_failed:http_500");
+		CHECK_INT(err.status, 503);
+	}
+	CHECK_INT(fakehttp_count(&api, NULL), 1);
+
+	test_case("another tag or repository is asked for itself");
+	CHECK_INT(get(c, db, "acme/agent", "v2.0.0", t0 + 1, &a, &err), -1);
+	CHECK_INT(get(c, db, "acme/other", "v1.0.0", t0 + 1, &a, &err), -1);
+	CHECK_INT(fakehttp_count(&api, NULL), 3);
+
+	test_case("a transient failure is not kept: GitHub back, asked again once the interval ends");
+	serve_github();
+	CHECK_INT(get(c, db, "acme/agent", "v1.0.0", t0 + negative - 1, &a, &err), -1);
+	CHECK_STR(err.reason, "allowlist_fetch_failed:http_500");
+	CHECK_INT(fakehttp_count(&api, NULL), 0);
+	CHECK_OK(get(c, db, "acme/agent", "v1.0.0", t0 + negative, &a, &err));
+	check_allowlist(a);
+	json_object_put(a);
+	CHECK_INT(fakehttp_count(&api, PATH_RELEASE), 1);
+
+	test_case("no such release: allowlist_not_found remembered (404), asked again after 60 s");
+	struct fakehttp_route none[] = {{.target = "/nothing", .status = 200, .body = "{}"}};
+	serve_both(none, 1, NULL, 0);
+	CHECK_INT(get(c, db, "acme/gone", "v1.0.0", t0, &a, &err), -1);
+	CHECK_STR(err.reason, "allowlist_not_found");
+	CHECK_INT(get(c, db, "acme/gone", "v1.0.0", t0 + negative - 1, &a, &err), -1);
+	CHECK_STR(err.reason, "allowlist_not_found");
+	CHECK_INT(err.status, 404);
+	CHECK_INT(fakehttp_count(&api, NULL), 1);
+	CHECK_INT(get(c, db, "acme/gone", "v1.0.0", t0 + negative, &a, &err), -1);
+	CHECK_INT(fakehttp_count(&api, NULL), 2);
+
+	test_case("a clock that went back does not stretch the interval");
+	fakehttp_clear_log(&api);
+	CHECK_INT(get(c, db, "acme/gone", "v1.0.0", t0 - 1, &a, &err), -1);
+	CHECK_INT(fakehttp_count(&api, NULL), 1);
+
+	test_case("more failed releases than remembered: the oldest is forgotten, nothing breaks");
+	fakehttp_clear_log(&api);
+	for (int i = 0; i < ALLOWLIST_NEGATIVE_MAX + 8; i++) {
+		char repo[32];
+		snprintf(repo, sizeof(repo), "acme/r%d", i);
+		CHECK_INT(get(c, db, repo, "v1.0.0", t0 + 2 * negative + i, &a, &err), -1);
+	}
+	CHECK_INT(fakehttp_count(&api, NULL), ALLOWLIST_NEGATIVE_MAX + 8);
+	CHECK_INT(get(c, db, "acme/r0", "v1.0.0", t0 + 2 * negative + 500, &a, &err), -1);
+	CHECK_INT(get(c, db, "acme/r100", "v1.0.0", t0 + 2 * negative + 500, &a, &err), -1);
+	CHECK_INT(fakehttp_count(&api, NULL), ALLOWLIST_NEGATIVE_MAX + 9);
+	allowlist_client_destroy(c);
+
+	test_case("EE_ALLOWLIST_NEGATIVE_TTL_SEC=0: every failed look-up asks again");
+	struct allowlist_options o;
+	allowlist_options_default(&o);
+	snprintf(o.api_url, sizeof(o.api_url), "%s", api.base_url);
+	o.negative_ttl_ms = 0;
+	struct allowlist_client *always = NULL;
+	if (allowlist_client_create(&o, &always, &err) != 0)
+		test_fail(__FILE__, __LINE__, "allowlist_client_create: %s", err.reason);
+	serve_both(failing, 1, NULL, 0);
+	for (int i = 0; i < 3 && always; i++)
+		CHECK_INT(get(always, db, "acme/agent2", "v1.0.0", t0 + i, &a, &err), -1);
+	CHECK_INT(fakehttp_count(&api, NULL), 3);
+	allowlist_client_destroy(always);
 	db_close(db);
 }
 
@@ -550,8 +638,8 @@ static void test_options(void)
 	struct allowlist_options o;
 	struct ee_error err;
 	const char *vars[] = {"EE_GITHUB_API_URL", "EE_ALLOWLIST_ASSET", "EE_GITHUB_TOKEN",
-	                      "EE_ALLOWLIST_TTL_SEC"};
-	for (size_t i = 0; i < 4; i++)
+	                      "EE_ALLOWLIST_TTL_SEC", "EE_ALLOWLIST_NEGATIVE_TTL_SEC"};
+	for (size_t i = 0; i < 5; i++)
 		unsetenv(vars[i]);
 
 	test_case("options: the defaults");
@@ -561,13 +649,16 @@ static void test_options(void)
 	CHECK_STR(o.token, "");
 	CHECK_INT(o.ttl_ms, 3600 * 1000);
 	CHECK_INT(o.stale_max_ms, 24 * 3600 * 1000);
+	CHECK_INT(o.negative_ttl_ms, 60 * 1000);
 
 	test_case("options: set from the environment");
 	setenv("EE_GITHUB_API_URL", "https://ghe.example/api/v3/", 1);
 	setenv("EE_ALLOWLIST_ASSET", "allow.json", 1);
 	setenv("EE_GITHUB_TOKEN", TOKEN, 1);
 	setenv("EE_ALLOWLIST_TTL_SEC", "60", 1);
+	setenv("EE_ALLOWLIST_NEGATIVE_TTL_SEC", "5", 1);
 	CHECK_INT(allowlist_options_from_env(&o, &err), 0);
+	CHECK_INT(o.negative_ttl_ms, 5 * 1000);
 	CHECK_STR(o.api_url, "https://ghe.example/api/v3");
 	CHECK_STR(o.asset_name, "allow.json");
 	CHECK_STR(o.token, TOKEN);
@@ -585,10 +676,12 @@ static void test_options(void)
 		{"EE_GITHUB_TOKEN", "has space"},
 		{"EE_ALLOWLIST_TTL_SEC", "soon"},
 		{"EE_ALLOWLIST_TTL_SEC", "-1"},
+		{"EE_ALLOWLIST_NEGATIVE_TTL_SEC", "-1"},
+		{"EE_ALLOWLIST_NEGATIVE_TTL_SEC", "3601"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		test_case("options: %s=%s is invalid_config:%s", bad[i].var, bad[i].value, bad[i].var);
-		for (size_t j = 0; j < 4; j++)
+		for (size_t j = 0; j < 5; j++)
 			unsetenv(vars[j]);
 		setenv(bad[i].var, bad[i].value, 1);
 		ee_error_clear(&err);
@@ -597,7 +690,7 @@ static void test_options(void)
 		snprintf(want, sizeof(want), "invalid_config:%s", bad[i].var);
 		CHECK_STR(err.reason, want);
 	}
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < 5; i++)
 		unsetenv(vars[i]);
 }
 
@@ -626,6 +719,7 @@ int main(void)
 	test_fetch_and_token();
 	test_failures();
 	test_cache();
+	test_negative_cache();
 	test_shapes();
 	test_token_never_logged();
 	test_options();

@@ -21,9 +21,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <openssl/pem.h>
+
 #include "check.h"
 #include "dcap.h"
 #include "dcapgen.h"
+#include "tdx_quote.h"
 
 #define AT ((time_t)1767225600) /* 2026-01-01T00:00:00Z, the verification time */
 #define DAY (24 * 60 * 60)
@@ -733,6 +736,189 @@ static void test_two_roots(void)
 	free(tdx.data);
 }
 
+/* ---- the cache of verified PCK chains ---- */
+
+static char *pem_of(X509 *x)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *p = NULL, *out = NULL;
+	long n;
+	if (bio && PEM_write_bio_X509(bio, x) == 1 && (n = BIO_get_mem_data(bio, &p)) > 0 &&
+	    (out = malloc((size_t)n + 1)) != NULL) {
+		memcpy(out, p, (size_t)n);
+		out[n] = '\0';
+	}
+	BIO_free(bio);
+	return out;
+}
+
+/* Collateral prepared from base with other CRLs (NULL: base's). */
+static struct dcap_prepared *prepared_with(const struct blob *root_crl, const struct blob *pck_crl)
+{
+	struct dcap_collateral c = base; /* borrowed */
+	if (root_crl) {
+		c.root_ca_crl = root_crl->data;
+		c.root_ca_crl_len = root_crl->len;
+	}
+	if (pck_crl) {
+		c.pck_crl = pck_crl->data;
+		c.pck_crl_len = pck_crl->len;
+	}
+	struct dcap_prepared *p = NULL;
+	struct ee_error err;
+	if (dcap_collateral_prepare(dev_trust, &c, &p, &err) != 0)
+		test_fail(__FILE__, __LINE__, "prepare: %s", err.reason);
+	return p;
+}
+
+/*
+ * Both halves as lib/verifier.c runs them, through cache; chain_pem (NULL:
+ * the quote's own) stands for the quote's PCK chain, which no signature
+ * covers.  The reason.
+ */
+static const char *verify_cached(struct dcap_pck_cache *cache, const struct dcap_prepared *p,
+                                 const struct blob *quote, const char *chain_pem, int64_t at)
+{
+	static char reason[EE_REASON_MAX];
+	struct tdx_quote q;
+	struct ee_error err;
+	struct dcap_result r;
+	if (!p || tdx_quote_parse(quote->data, quote->len, &q, &err) != 0)
+		return "no quote";
+	if (chain_pem) {
+		q.pck_chain_pem = chain_pem;
+		q.pck_chain_pem_len = strlen(chain_pem);
+	}
+	struct dcap_pck *pck = NULL;
+	if (dcap_quote_check(dev_trust, cache, &q, at, &pck, &r, &err) == 0)
+		dcap_quote_check_collateral(p, &q, pck, at, &r, &err);
+	dcap_pck_release(pck);
+	snprintf(reason, sizeof(reason), "%s", r.reason);
+	return reason;
+}
+
+static struct dcap_pck_cache_stats cache_stats(const struct dcap_pck_cache *c)
+{
+	struct dcap_pck_cache_stats s;
+	dcap_pck_cache_get_stats(c, &s);
+	return s;
+}
+
+/* A quote of a variant of the hierarchy: same seed and root, so the same keys, other signatures. */
+static bool variant_quote(struct blob *out)
+{
+	struct dcapgen_options o;
+	hierarchy_options(&o);
+	o.root_key_pem = dev_root_key_pem;
+	o.root_cert_pem = dev_root_pem;
+	struct dcapgen *g = NULL;
+	static const unsigned char report_data[DCAPGEN_REPORT_DATA_LEN] = "synthetic";
+	struct dcapgen_quote_options q;
+	dcapgen_quote_defaults(&q);
+	q.tee_tcb_svn[1] = 1;
+	bool ok = dcapgen_create(&o, &g) == 0 && dcapgen_quote(g, report_data, &q, &out->data, &out->len) == 0;
+	dcapgen_destroy(g);
+	return ok;
+}
+
+static void test_pck_cache(void)
+{
+	struct dcap_pck_cache *cache = NULL;
+	struct ee_error err;
+	struct dcap_prepared *p = prepared_with(NULL, NULL);
+	test_case("PCK cache: the first quote verifies the chain, the second is a hit, both ok");
+	CHECK(dcap_pck_cache_create(2, &cache, &err) == 0, "%s", err.reason);
+	if (!cache || !p) {
+		dcap_prepared_free(p);
+		return;
+	}
+	CHECK_STR(verify_cached(cache, p, &v4, NULL, AT), "ok");
+	CHECK_INT(cache_stats(cache).misses, 1);
+	CHECK_STR(verify_cached(cache, p, &v5_td15, NULL, AT), "ok");
+	CHECK_INT(cache_stats(cache).hits, 1);
+	CHECK_INT(cache_stats(cache).entries, 1);
+
+	test_case("PCK cache: a revoked PCK after a cache hit is refused once the CRL lists it");
+	struct dcap_prepared *revoking_pck = prepared_with(NULL, &pck_crl_revoking_pck);
+	struct dcap_prepared *revoking_ca = prepared_with(&root_crl_revoking_ca, NULL);
+	CHECK_STR(verify_cached(cache, revoking_pck, &v4, NULL, AT), "pck_revoked");
+	CHECK_STR(verify_cached(cache, revoking_ca, &v4, NULL, AT), "pck_ca_revoked");
+	CHECK_INT(cache_stats(cache).hits, 3);
+	CHECK_STR(verify_cached(cache, p, &v4, NULL, AT), "ok");
+
+	test_case("PCK cache: an expired or not yet valid certificate after a cache hit is refused");
+	int64_t leaf_until = 0, leaf_from = 0;
+	X509 *leaf = dcapgen_cert(hierarchy, DCAPGEN_PCK_LEAF);
+	CHECK(dcap_asn1_time_to_unix(X509_get0_notAfter(leaf), &leaf_until) == 0 &&
+	      dcap_asn1_time_to_unix(X509_get0_notBefore(leaf), &leaf_from) == 0);
+	struct dcap_result r;
+	CHECK_STR(verify_cached(cache, p, &v4, NULL, leaf_until + 1), "pck_cert_expired");
+	CHECK_STR(verify_cached(cache, p, &v4, NULL, leaf_from - 1), "pck_cert_not_yet_valid");
+	CHECK_INT(cache_stats(cache).misses, 1);
+	/* The same verdicts as without a cache. */
+	dcap_verify_prepared(p, v4.data, v4.len, leaf_until + 1, &r, &err);
+	CHECK_STR(r.reason, "pck_cert_expired");
+	dcap_verify_prepared(p, v4.data, v4.len, leaf_from - 1, &r, &err);
+	CHECK_STR(r.reason, "pck_cert_not_yet_valid");
+
+	test_case("PCK cache: a chain with the same leaf and another CA is not the cached one");
+	struct dcapgen *stranger = NULL;
+	struct dcapgen_options so;
+	dcapgen_defaults_at(&so, AT);
+	char *leaf_pem = pem_of(leaf), *root_pem = pem_of(dcapgen_cert(hierarchy, DCAPGEN_ROOT));
+	char *ca_pem = pem_of(dcapgen_cert(hierarchy, DCAPGEN_PCK_CA)), *other_ca = NULL;
+	if (dcapgen_create(&so, &stranger) == 0)
+		other_ca = pem_of(dcapgen_cert(stranger, DCAPGEN_PCK_CA));
+	size_t size = 3 * 4096;
+	char *same = malloc(size), *forged = malloc(size);
+	if (leaf_pem && root_pem && ca_pem && other_ca && same && forged) {
+		snprintf(same, size, "%s%s%s", leaf_pem, ca_pem, root_pem);
+		snprintf(forged, size, "%s%s%s", leaf_pem, other_ca, root_pem);
+		uint64_t hits = cache_stats(cache).hits;
+		CHECK_STR(verify_cached(cache, p, &v4, forged, AT), "pck_chain_signature");
+		CHECK_STR(verify_cached(cache, p, &v4, forged, AT), "pck_chain_signature");
+		CHECK_INT(cache_stats(cache).hits, hits);
+		/* The genuine chain, re-encoded as PEM, is the same DER: still a hit. */
+		CHECK_STR(verify_cached(cache, p, &v4, same, AT), "ok");
+		CHECK_INT(cache_stats(cache).hits, hits + 1);
+	} else {
+		test_fail(__FILE__, __LINE__, "the chains");
+	}
+	free(leaf_pem);
+	free(root_pem);
+	free(ca_pem);
+	free(other_ca);
+	free(same);
+	free(forged);
+	dcapgen_destroy(stranger);
+
+	test_case("PCK cache: bounded; the least recently used chain goes first");
+	struct blob a = {0}, b = {0};
+	CHECK(variant_quote(&a) && variant_quote(&b));
+	CHECK_STR(verify_cached(cache, p, &a, NULL, AT), "ok");
+	CHECK_INT(cache_stats(cache).entries, 2);
+	CHECK_STR(verify_cached(cache, p, &b, NULL, AT), "ok"); /* evicts v4's chain */
+	CHECK_INT(cache_stats(cache).entries, 2);
+	CHECK_INT(cache_stats(cache).evictions, 1);
+	uint64_t misses = cache_stats(cache).misses;
+	CHECK_STR(verify_cached(cache, p, &a, NULL, AT), "ok");
+	CHECK_INT(cache_stats(cache).misses, misses);
+	CHECK_STR(verify_cached(cache, p, &v4, NULL, AT), "ok");
+	CHECK_INT(cache_stats(cache).misses, misses + 1);
+	CHECK_INT(cache_stats(cache).evictions, 2);
+	free(a.data);
+	free(b.data);
+
+	test_case("PCK cache: 0 or too many entries is invalid_config");
+	struct dcap_pck_cache *bad = NULL;
+	CHECK(dcap_pck_cache_create(0, &bad, &err) != 0 && bad == NULL);
+	CHECK(dcap_pck_cache_create(DCAP_PCK_CACHE_LIMIT + 1, &bad, &err) != 0 && bad == NULL);
+	dcap_prepared_free(revoking_pck);
+	dcap_prepared_free(revoking_ca);
+	dcap_prepared_free(p);
+	dcap_pck_cache_destroy(cache);
+}
+
 int main(void)
 {
 	test_case("hierarchy: dcapgen makes the synthetic hierarchy, its quotes and collateral");
@@ -743,6 +929,7 @@ int main(void)
 		test_qe_identity_cases();
 		test_crls();
 		test_two_roots();
+		test_pck_cache();
 	}
 	dcap_collateral_free(&base);
 	dcap_trust_destroy(dev_trust);

@@ -386,6 +386,60 @@ static void test_assemble_and_cache(void)
 	db_close(db);
 }
 
+/* pccs_collateral: the same text from memory while no item is due, without the database. */
+static void test_memo(void)
+{
+	struct fakehttp_route r[R_COUNT + 1];
+	good_routes(r);
+	r[R_COUNT] = r[R_PCK];
+	r[R_COUNT].target = "/sgx/certification/v4/pckcrl?ca=processor";
+	serve(r, R_COUNT + 1);
+	struct ee_db *db = open_db("memo"), *other = open_db("memo-other");
+	struct pccs_client *c = client(0, 0);
+	if (!db || !other || !c)
+		return;
+	struct ee_error err;
+	const char *json = NULL, *again = NULL;
+	uint64_t gen = 0, gen2 = 0;
+
+	test_case("pccs_collateral: assembled as pccs_get_collateral, with a generation");
+	CHECK_OK(pccs_collateral(c, db, FMSPC, "platform", t_verify, &json, &gen, &err));
+	check_equals_testdata(json, NULL);
+	CHECK(gen != 0);
+	CHECK_INT(fakehttp_count(&server, NULL), 4);
+
+	test_case("pccs_collateral: a second call is answered from memory (not even the database)");
+	fakehttp_clear_log(&server);
+	CHECK_OK(pccs_collateral(c, other, FMSPC, "platform", t_verify + 60000, &again, &gen2, &err));
+	CHECK(again == json, "not the kept text");
+	CHECK(gen2 == gen);
+	CHECK_INT(fakehttp_count(&server, NULL), 0);
+
+	test_case("pccs_collateral: once an item is due, the database and PCCS as usual; same text, "
+	          "same generation");
+	fakehttp_clear_log(&server);
+	CHECK_OK(pccs_collateral(c, db, FMSPC, "platform", pck_next - 3600 * 1000 + 1000, &json, &gen2,
+	                         &err));
+	check_equals_testdata(json, NULL);
+	CHECK_INT(fakehttp_count(&server, PATH_PCK), 1);
+	CHECK(gen2 == gen);
+
+	test_case("pccs_collateral: the other CA is another text with another generation");
+	CHECK_OK(pccs_collateral(c, db, FMSPC, "processor", t_verify, &json, &gen2, &err));
+	CHECK(gen2 != 0 && gen2 != gen);
+
+	test_case("pccs_collateral: bad arguments, no request");
+	fakehttp_clear_log(&server);
+	CHECK_INT(pccs_collateral(c, db, "b0c06f", "platform", t_verify, &json, &gen2, &err), -1);
+	CHECK_STR(err.reason, "invalid_fmspc");
+	CHECK_INT(pccs_collateral(c, db, FMSPC, "other", t_verify, &json, &gen2, &err), -1);
+	CHECK_STR(err.reason, "invalid_pck_ca");
+	CHECK_INT(fakehttp_count(&server, NULL), 0);
+	pccs_client_destroy(c);
+	db_close(db);
+	db_close(other);
+}
+
 static void test_stale_cache(void)
 {
 	struct fakehttp_route r[R_COUNT];
@@ -739,6 +793,7 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
 	test_assemble_and_cache();
+	test_memo();
 	test_stale_cache();
 	test_failures();
 	test_encodings();

@@ -15,11 +15,15 @@
  * tdx_quote_collateral.json as test_pccs.c does) and the allowlist from a
  * fake GitHub, verified at 1751624655.  The real quote's REPORTDATA is
  * fixed, so it cannot bind our nonce: it fails with report_data_mismatch,
- * and DCAP on the same quote and collateral says UpToDate.  To get past
- * that step on Intel's path, a dcapgen quote whose PEM chain ends with
- * Intel's real root certificate (the fingerprint is what the verifier
- * pins; the signatures are what DCAP checks) shows the allowlist and
- * collateral fetches and their failures.
+ * and DCAP on the same quote and collateral says UpToDate.  A dcapgen
+ * quote whose PEM chain ends with Intel's real root certificate (the
+ * fingerprint is what the verifier pins; the signatures are what DCAP
+ * checks) is refused for its forged CA before anything is fetched.  To get
+ * past the signatures on Intel's path, a dcapgen hierarchy stands for
+ * Intel's (verifier_options.test_intel_root_sha256) with its collateral
+ * from the fake PCCS: quotes with a broken signature fetch nothing, sound
+ * ones show the allowlist and collateral fetches, their failures, and the
+ * allowlist's memory of failed look-ups.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -767,16 +771,23 @@ static void test_collateral_and_legacy(void)
 
 static struct fakehttp server;
 static struct json_object *collateral; /* tdx_quote_collateral.json */
-static char *tcb_body, *tcb_header, *qe_body, *qe_header, *pck_header, *root_hex;
-static struct blob pck_der, sample, intel_root;
+
+/* What a PCCS answers for one collateral JSON. */
+struct pccs_answers {
+	char *tcb_body, *tcb_header, *qe_body, *qe_header, *pck_header, *root_hex;
+	struct blob pck_der;
+};
+static struct pccs_answers sample_answers, pretend_answers;
+static const struct pccs_answers *answering = &sample_answers;
+static struct blob sample, intel_root;
 static char *release_agent, *release_other, *allowlist_text, *allowlist_other;
 static char sample_regs[5][97]; /* MRTD, RTMR0..3 of the sample, hex */
 static const char *const reg_names[5] = {"mrtd", "rtmr0", "rtmr1", "rtmr2", "rtmr3"};
 
-static const char *field(const char *name)
+static const char *field_of(struct json_object *col, const char *name)
 {
 	struct json_object *v;
-	return json_object_object_get_ex(collateral, name, &v) ? json_object_get_string(v) : "";
+	return json_object_object_get_ex(col, name, &v) ? json_object_get_string(v) : "";
 }
 
 /* Percent-encodes everything but unreserved characters, as Intel's PCS does. */
@@ -810,6 +821,38 @@ static char *release_json(const char *repo)
 	                 ALLOWLIST_DEFAULT_ASSET, server.base_url, repo);
 }
 
+/* The PCCS v4 answers for a collateral JSON (the form of tdx_quote_collateral.json). */
+static bool answers_from(struct json_object *col, struct pccs_answers *a)
+{
+	a->tcb_body = strprintf("{\"tcbInfo\":%s,\"signature\":\"%s\"}", field_of(col, "tcb_info"),
+	                        field_of(col, "tcb_info_signature"));
+	a->qe_body = strprintf("{\"enclaveIdentity\":%s,\"signature\":\"%s\"}",
+	                       field_of(col, "qe_identity"), field_of(col, "qe_identity_signature"));
+	a->tcb_header = chain_header("TCB-Info-Issuer-Chain", field_of(col, "tcb_info_issuer_chain"));
+	a->qe_header = chain_header("SGX-Enclave-Identity-Issuer-Chain",
+	                            field_of(col, "qe_identity_issuer_chain"));
+	a->pck_header = chain_header("SGX-PCK-CRL-Issuer-Chain", field_of(col, "pck_crl_issuer_chain"));
+	a->root_hex = strdup(field_of(col, "root_ca_crl"));
+	const char *pck_hex = field_of(col, "pck_crl");
+	a->pck_der.data = malloc(strlen(pck_hex) / 2 + 1);
+	return a->tcb_body && a->qe_body && a->tcb_header && a->qe_header && a->pck_header &&
+	       a->root_hex && a->pck_der.data &&
+	       util_hex_decode(pck_hex, strlen(pck_hex), a->pck_der.data, strlen(pck_hex) / 2,
+	                       &a->pck_der.len) == 0;
+}
+
+static void answers_free(struct pccs_answers *a)
+{
+	free(a->tcb_body);
+	free(a->tcb_header);
+	free(a->qe_body);
+	free(a->qe_header);
+	free(a->pck_header);
+	free(a->root_hex);
+	free(a->pck_der.data);
+	memset(a, 0, sizeof(*a));
+}
+
 static bool load_samples(void)
 {
 	struct blob text;
@@ -830,18 +873,7 @@ static bool load_samples(void)
 	pem[intel_root.len] = '\0';
 	intel_root.data = pem;
 
-	tcb_body = strprintf("{\"tcbInfo\":%s,\"signature\":\"%s\"}", field("tcb_info"),
-	                     field("tcb_info_signature"));
-	qe_body = strprintf("{\"enclaveIdentity\":%s,\"signature\":\"%s\"}", field("qe_identity"),
-	                    field("qe_identity_signature"));
-	tcb_header = chain_header("TCB-Info-Issuer-Chain", field("tcb_info_issuer_chain"));
-	qe_header = chain_header("SGX-Enclave-Identity-Issuer-Chain", field("qe_identity_issuer_chain"));
-	pck_header = chain_header("SGX-PCK-CRL-Issuer-Chain", field("pck_crl_issuer_chain"));
-	root_hex = strdup(field("root_ca_crl"));
-	const char *pck_hex = field("pck_crl");
-	pck_der.data = malloc(strlen(pck_hex) / 2 + 1);
-	if (!pck_der.data || util_hex_decode(pck_hex, strlen(pck_hex), pck_der.data,
-	                                     strlen(pck_hex) / 2, &pck_der.len) != 0)
+	if (!answers_from(collateral, &sample_answers))
 		return false;
 
 	struct tdx_quote q;
@@ -866,8 +898,7 @@ static bool load_samples(void)
 	                            "{\"mrtd\":\"%s\"}}", AGENT_TEST_MRTD);
 	release_agent = release_json("acme/agent");
 	release_other = release_json("acme/other");
-	return tcb_body && qe_body && tcb_header && qe_header && pck_header && root_hex &&
-	       allowlist_text && allowlist_other && release_agent && release_other;
+	return allowlist_text && allowlist_other && release_agent && release_other;
 }
 
 /* What an agent running the sample's TD reports on forge-1. */
@@ -882,20 +913,21 @@ static struct json_object *sample_measurements(void)
 
 enum pccs_answer { PCCS_GOOD, PCCS_FAILING };
 
-/* The fake GitHub (four releases) and the fake PCCS, on one server. */
+/* The fake GitHub (four releases) and the fake PCCS (answering), on one server. */
 static void serve(enum pccs_answer pccs)
 {
+	const struct pccs_answers *a = answering;
 	struct fakehttp_route r[] = {
 		{.target = "/repos/acme/agent/releases/tags/" TAG, .status = 200, .body = release_agent},
 		{.target = "/repos/acme/agent/releases/assets/2", .status = 200, .body = allowlist_text},
 		{.target = "/repos/acme/other/releases/tags/" TAG, .status = 200, .body = release_other},
 		{.target = "/repos/acme/other/releases/assets/2", .status = 200, .body = allowlist_other},
 		{.target = "/repos/acme/down/releases/tags/" TAG, .status = 500, .body = "oops"},
-		{.target = PATH_TCB, .status = 200, .headers = tcb_header, .body = tcb_body},
-		{.target = PATH_QE, .status = 200, .headers = qe_header, .body = qe_body},
-		{.target = PATH_PCK, .status = 200, .headers = pck_header,
-		 .body = (const char *)pck_der.data, .body_len = pck_der.len},
-		{.target = PATH_ROOT, .status = 200, .body = root_hex},
+		{.target = PATH_TCB, .status = 200, .headers = a->tcb_header, .body = a->tcb_body},
+		{.target = PATH_QE, .status = 200, .headers = a->qe_header, .body = a->qe_body},
+		{.target = PATH_PCK, .status = 200, .headers = a->pck_header,
+		 .body = (const char *)a->pck_der.data, .body_len = a->pck_der.len},
+		{.target = PATH_ROOT, .status = 200, .body = a->root_hex},
 	};
 	size_t n = sizeof(r) / sizeof(r[0]);
 	if (pccs == PCCS_FAILING) {
@@ -985,32 +1017,146 @@ static void test_intel_path(struct ee_db *db)
 	a = (struct attempt){.network = "forge-1", .repo = "acme/agent", .measurements = meas,
 	                     .raw = &q};
 
-	test_case("a chain that ends at Intel's root, the PCCS failing: collateral_unavailable, unavailable");
-	serve(PCCS_FAILING);
-	if (q.data)
-		EXPECT_UNAVAILABLE(v, &a, "collateral_unavailable:tcb_info");
-
-	test_case("the same with the PCCS serving: fetched, and DCAP refuses the forged CA: pck_chain_signature");
+	test_case("a chain that ends at Intel's root with a forged CA: pck_chain_signature, nothing "
+	          "fetched (neither the allowlist nor the collateral)");
 	serve(PCCS_GOOD);
 	fakehttp_clear_log(&server);
-	if (q.data) {
+	if (q.data)
 		EXPECT(v, &a, "pck_chain_signature");
-		CHECK_INT(fakehttp_count(&server, PATH_TCB), 1);
-		CHECK_INT(fakehttp_count(&server, "/repos/acme/agent/releases/tags/"), 0); /* cached */
+	CHECK_INT(fakehttp_count(&server, NULL), 0);
+
+	test_case("the same with the PCCS failing: still pck_chain_signature, the agent's, nothing fetched");
+	serve(PCCS_FAILING);
+	fakehttp_clear_log(&server);
+	if (q.data)
+		EXPECT(v, &a, "pck_chain_signature");
+	CHECK_INT(fakehttp_count(&server, NULL), 0);
+	verifier_destroy(v);
+	v = NULL;
+
+	/*
+	 * A hierarchy standing for Intel's (its root pinned as Intel's, on
+	 * forge-1, its collateral from the fake PCCS): quotes that pass every
+	 * signature reach the fetches.
+	 */
+	struct ee_db *db2 = NULL;
+	char db2_path[700];
+	snprintf(db2_path, sizeof(db2_path), "%s/pretend.sqlite", tmp_dir);
+	struct ee_db_options dbo = {.busy_timeout_ms = 5000, .synchronous = "NORMAL", .create = true};
+	char *pretend_json = NULL;
+	struct json_object *pretend_col = NULL;
+	struct verifier_options o;
+	verifier_options_default(&o);
+	snprintf(o.pccs.base_url, sizeof(o.pccs.base_url), "%s", server.base_url);
+	snprintf(o.allowlist.api_url, sizeof(o.allowlist.api_url), "%s", server.base_url);
+	o.fixed_time_s = AT_SAMPLE;
+	X509 *pretend_root = g ? dcapgen_cert(g, DCAPGEN_ROOT) : NULL;
+	unsigned char *root_der = NULL;
+	int root_len = pretend_root ? i2d_X509(pretend_root, &root_der) : -1;
+	unsigned int sha_len;
+	if (root_len > 0)
+		EVP_Digest(root_der, (size_t)root_len, o.test_intel_root_sha256, &sha_len, EVP_sha256(),
+		           NULL);
+	OPENSSL_free(root_der);
+	if (root_len <= 0 || db_open(db2_path, &dbo, &db2, &err) != 0 ||
+	    dcapgen_collateral_json(g, &pretend_json) != 0 ||
+	    !(pretend_col = json_tokener_parse(pretend_json)) ||
+	    !answers_from(pretend_col, &pretend_answers)) {
+		test_fail(__FILE__, __LINE__, "the pretend-Intel hierarchy");
+		verifier_options_free(&o);
+	} else {
+		v = verifier_from(&o, db2);
 	}
+	free(pretend_json);
+	json_object_put(pretend_col);
+	answering = &pretend_answers;
+
+	test_case("broken signatures (chain, QE report, its binding, quote) on Intel's path: each "
+	          "refused for itself, no allowlist and no collateral fetched");
+	serve(PCCS_GOOD);
+	fakehttp_clear_log(&server);
+	struct blob bad = {0};
+	struct dcapgen *stranger = NULL;
+	char *stranger_ca = NULL, *forged = NULL, *root_pem = NULL;
+	if (dcapgen_create(&go, &stranger) == 0 &&
+	    (stranger_ca = pem_of_cert(dcapgen_cert(stranger, DCAPGEN_PCK_CA))) &&
+	    (root_pem = pem_of_cert(pretend_root)) &&
+	    (forged = strprintf("%s%s%s", leaf, stranger_ca, root_pem)) &&
+	    quote_with_chain(g, rd, &qo, forged, &bad)) {
+		a = (struct attempt){.network = "forge-1", .repo = "acme/agent", .measurements = meas,
+		                     .raw = &bad};
+		EXPECT(v, &a, "pck_chain_signature");
+		free(bad.data);
+	} else {
+		test_fail(__FILE__, __LINE__, "a chain with a stranger's CA");
+	}
+	struct {
+		bool *knob;
+		const char *reason;
+	} broken[] = {
+		{&qo.bad_qe_report_signature, "qe_report_signature"},
+		{&qo.qe_report_data_unbound, "qe_report_data_mismatch"},
+		{&qo.bad_quote_signature, "quote_signature"},
+	};
+	for (size_t i = 0; i < sizeof(broken) / sizeof(broken[0]); i++) {
+		*broken[i].knob = true;
+		bad = (struct blob){0};
+		if (dcapgen_quote(g, rd, &qo, &bad.data, &bad.len) == 0) {
+			a = (struct attempt){.network = "forge-1", .repo = "acme/agent", .measurements = meas,
+			                     .raw = &bad};
+			EXPECT(v, &a, broken[i].reason);
+		}
+		free(bad.data);
+		*broken[i].knob = false;
+	}
+	CHECK_INT(fakehttp_count(&server, NULL), 0);
+	free(stranger_ca);
+	free(root_pem);
+	free(forged);
+	dcapgen_destroy(stranger);
+
+	struct blob good = {0};
+	if (g && dcapgen_quote(g, rd, &qo, &good.data, &good.len) != 0)
+		test_fail(__FILE__, __LINE__, "dcapgen_quote");
+	a = (struct attempt){.network = "forge-1", .repo = "acme/agent", .measurements = meas,
+	                     .raw = &good};
+
+	test_case("a sound quote on Intel's path, the PCCS failing: collateral_unavailable, unavailable "
+	          "(after the allowlist)");
+	serve(PCCS_FAILING);
+	fakehttp_clear_log(&server);
+	EXPECT_UNAVAILABLE(v, &a, "collateral_unavailable:tcb_info");
+	CHECK_INT(fakehttp_count(&server, "/repos/acme/agent/releases/tags/"), 1);
+	CHECK_INT(fakehttp_count(&server, PATH_TCB), 1);
+
+	test_case("the same with the PCCS serving: fetched, ok");
+	serve(PCCS_GOOD);
+	fakehttp_clear_log(&server);
+	EXPECT(v, &a, "ok");
+	CHECK_INT(fakehttp_count(&server, PATH_TCB), 1);
+	CHECK_INT(fakehttp_count(&server, "/repos/acme/agent/releases/tags/"), 0); /* cached */
 
 	test_case("the release's allowlist from GitHub wants other registers: quote_measurement_mismatch");
 	a.repo = "acme/other";
-	if (q.data)
-		EXPECT(v, &a, "quote_measurement_mismatch:mrtd");
+	EXPECT(v, &a, "quote_measurement_mismatch:mrtd");
 
 	test_case("no such release on GitHub: allowlist_not_found; GitHub failing: unavailable");
 	a.repo = "acme/missing";
-	if (q.data)
-		EXPECT(v, &a, "allowlist_not_found");
+	EXPECT(v, &a, "allowlist_not_found");
 	a.repo = "acme/down";
-	if (q.data)
+	EXPECT_UNAVAILABLE(v, &a, "allowlist_fetch_failed:http_500");
+
+	test_case("the same claims again at once: the same verdicts, GitHub not asked again "
+	          "(EE_ALLOWLIST_NEGATIVE_TTL_SEC)");
+	fakehttp_clear_log(&server);
+	for (int i = 0; i < 3; i++) {
+		a.repo = "acme/missing";
+		EXPECT(v, &a, "allowlist_not_found");
+		a.repo = "acme/down";
 		EXPECT_UNAVAILABLE(v, &a, "allowlist_fetch_failed:http_500");
+	}
+	CHECK_INT(fakehttp_count(&server, "/repos/"), 0);
+
 
 	test_case("EE_ALLOWLIST_DIR is ignored on forge-1: GitHub's allowlist decides, though the "
 	          "directory holds one that would pass");
@@ -1020,7 +1166,8 @@ static void test_intel_path(struct ee_db *db)
 	snprintf(lo.allowlist.api_url, sizeof(lo.allowlist.api_url), "%s", server.base_url);
 	snprintf(lo.allowlist_dir, sizeof(lo.allowlist_dir), "%s", allow_dir);
 	lo.fixed_time_s = AT_SAMPLE;
-	struct verifier *local = verifier_from(&lo, db);
+	memcpy(lo.test_intel_root_sha256, o.test_intel_root_sha256, sizeof(lo.test_intel_root_sha256));
+	struct verifier *local = verifier_from(&lo, db2);
 	/* The sample's own registers: on sandbox-1 these files would pass the allowlist step. */
 	allow("acme/other", allowlist_text);
 	allow("acme/missing", allowlist_text);
@@ -1034,6 +1181,7 @@ static void test_intel_path(struct ee_db *db)
 		CHECK_INT(fakehttp_count(&server, "/repos/acme/missing/releases/tags/"), 1);
 	}
 	verifier_destroy(local);
+	answering = &sample_answers;
 
 	test_case("EE_DEV_ROOT_CA holding Intel's root is refused: invalid_config:EE_DEV_ROOT_CA");
 	struct verifier_options ro;
@@ -1053,6 +1201,8 @@ static void test_intel_path(struct ee_db *db)
 	verifier_destroy(taken);
 	verifier_options_free(&co);
 
+	free(good.data);
+	db_close(db2);
 	free(q.data);
 	free(leaf);
 	free(ca);
@@ -1140,13 +1290,8 @@ int main(void)
 	db_close(db);
 	dcapgen_destroy(dev);
 	json_object_put(collateral);
-	free(tcb_body);
-	free(tcb_header);
-	free(qe_body);
-	free(qe_header);
-	free(pck_header);
-	free(root_hex);
-	free(pck_der.data);
+	answers_free(&sample_answers);
+	answers_free(&pretend_answers);
 	free(sample.data);
 	free(intel_root.data);
 	free(release_agent);
