@@ -18,7 +18,7 @@
 
 #define NETADDR_TEXT_MAX 64     /* room for any IPv6 text form and its NUL */
 #define NETADDR_MAX_TRUSTED 64  /* networks in EE_TRUSTED_PROXIES */
-#define NETADDR_DEFAULT_TRUSTED "127.0.0.1/32 ::1/128"
+#define NETADDR_DEFAULT_TRUSTED "127.0.0.1/32,::1/128"
 
 /* An address as 16 bytes; IPv4 is kept as an IPv4-mapped IPv6 address. */
 struct netaddr {
@@ -36,9 +36,8 @@ int netaddr_parse(const char *text, struct netaddr *out);
 bool netaddr_is_ipv4(const struct netaddr *a);
 
 /*
- * "cidr cidr ...", separated by spaces or commas, each "address" or
- * "address/prefix"; "" trusts nothing.  Spaces, because the Caddyfiles
- * read the same variable for Caddy's own trusted_proxies.
+ * "cidr,cidr,...", each "address" or "address/prefix" (spaces are taken
+ * as commas); "" trusts nothing.
  */
 int netaddr_trust_parse(const char *list, struct netaddr_trust *trust, struct ee_error *err);
 /* Reads EE_TRUSTED_PROXIES (default: the loopback addresses). */

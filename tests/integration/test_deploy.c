@@ -745,6 +745,10 @@ static void test_caddy_validate(void)
 			mkdir(dir, 0700);
 			snprintf(path, sizeof(path), "%s/tls-cloudflare.caddy", dir);
 			CHECK(write_text(path, cf) == 0);
+			char *trusted = read_text("caddy/trusted-proxies.caddy");
+			snprintf(path, sizeof(path), "%s/trusted-proxies.caddy", dir);
+			CHECK(trusted && write_text(path, trusted) == 0);
+			free(trusted);
 			snprintf(path, sizeof(path), "%s/Caddyfile.production", dir);
 			CHECK(write_text(path, production) == 0);
 			const char *env[] = PRODUCTION_ENV("tls-cloudflare.caddy");
@@ -764,6 +768,7 @@ static void test_caddy_validate(void)
 		bool covered = (strcmp(e->d_name, "Caddyfile") == 0 && covered_dev) ||
 		               (strcmp(e->d_name, "Caddyfile.production") == 0 && covered_production) ||
 		               strcmp(e->d_name, "tls-internal.caddy") == 0 ||
+		               (strcmp(e->d_name, "trusted-proxies.caddy") == 0 && covered_production) ||
 		               strcmp(e->d_name, "tls-acme.caddy") == 0 ||
 		               strcmp(e->d_name, "tls-cloudflare.caddy") == 0;
 		CHECK(covered, "caddy/%s is validated by no case of test_deploy.c", e->d_name);
@@ -1416,6 +1421,31 @@ static void test_variables(void)
 		CHECK(env_find(env, server.name[i]), "%s (read in %s) is not in deploy/env.example",
 		      server.name[i], server.where[i]);
 
+	test_case("EE_TRUSTED_PROXIES in deploy/env.example and caddy/trusted-proxies.caddy name the "
+	          "same networks, in the same order");
+	const struct env_entry *trusted = env_find(env, "EE_TRUSTED_PROXIES");
+	char *snippet = read_text("caddy/trusted-proxies.caddy");
+	CHECK(trusted && snippet);
+	if (trusted && snippet) {
+		/* The snippet's networks: the words after trusted_proxies, backslashes aside. */
+		char from_caddy[2048] = "";
+		const char *p = strstr(snippet, "\ttrusted_proxies ");
+		p = p ? p + strlen("\ttrusted_proxies ") : "";
+		while (*p && *p != '}') {
+			while (*p == ' ' || *p == '\t' || *p == '\\' || *p == '\n')
+				p++;
+			size_t n = strcspn(p, " \t\\\n}");
+			if (n > 0 && strlen(from_caddy) + n + 2 < sizeof(from_caddy)) {
+				if (from_caddy[0])
+					strcat(from_caddy, ",");
+				strncat(from_caddy, p, n);
+			}
+			p += n;
+		}
+		CHECK_STR(from_caddy, trusted->value);
+	}
+	free(snippet);
+
 	test_case("deploy/agent.env.example lists every variable ee-agent reads");
 	for (size_t i = 0; i < agent.n; i++)
 		CHECK(env_find(agent_env, agent.name[i]), "%s (read in %s) is not in agent.env.example",
@@ -1833,6 +1863,7 @@ static void test_install(void)
 	static const char *const files[] = {
 		"/etc/easyenclave/caddy/Caddyfile.production", "/etc/easyenclave/caddy/tls-cloudflare.caddy",
 		"/etc/easyenclave/caddy/tls-acme.caddy",       "/etc/easyenclave/caddy/tls-internal.caddy",
+		"/etc/easyenclave/caddy/trusted-proxies.caddy",
 		"/etc/systemd/system/easyenclave.target",     "/etc/systemd/system/ee-api.socket",
 		"/etc/systemd/system/ee-caddy.service",        "/usr/local/share/doc/easyenclave/DEPLOY.md",
 		"/usr/local/share/doc/easyenclave/env.example",
