@@ -32,12 +32,10 @@ int ee_log_parse_level(const char *text, enum ee_log_level *out)
 	return -1;
 }
 
-void ee_log(enum ee_log_level level, const char *fmt, ...)
+/* Writes one line: the prefix, the message, then suffix (may be ""). */
+static void log_write(enum ee_log_level level, const char *suffix, const char *fmt, va_list ap)
 {
 	static const char *const tags[] = {"error", "warn", "info", "debug"};
-	if (level > log_level)
-		return;
-
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;
@@ -48,13 +46,15 @@ void ee_log(enum ee_log_level level, const char *fmt, ...)
 	                 tm.tm_sec, ts.tv_nsec / 1000000, log_program, (int)getpid(), tags[level]);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
-	va_list ap;
-	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
 	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
+	size_t extra = strlen(suffix);
+	if (extra > sizeof(line) - 2 - len)
+		extra = sizeof(line) - 2 - len;
+	memcpy(line + len, suffix, extra);
+	len += extra;
 	/* One message is one line: control characters from any source are flattened. */
 	for (size_t i = (size_t)n; i < len; i++) {
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
@@ -64,4 +64,41 @@ void ee_log(enum ee_log_level level, const char *fmt, ...)
 	/* A single write keeps lines from concurrent processes whole. */
 	ssize_t w = write(STDERR_FILENO, line, len);
 	(void)w;
+}
+
+void ee_log(enum ee_log_level level, const char *fmt, ...)
+{
+	if (level > log_level)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	log_write(level, "", fmt, ap);
+	va_end(ap);
+}
+
+void ee_log_limited(struct log_limit *limit, enum ee_log_level level, const char *fmt, ...)
+{
+	if (level > log_level)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (limit->minute_start_ms == 0 || now_ms - limit->minute_start_ms >= 60000) {
+		limit->minute_start_ms = now_ms;
+		limit->written = 0;
+	}
+	if (limit->written >= limit->burst) {
+		limit->suppressed++;
+		return;
+	}
+	limit->written++;
+	char suffix[96] = "";
+	if (limit->suppressed > 0)
+		snprintf(suffix, sizeof(suffix), " (and %lu more like this, not logged)",
+		         limit->suppressed);
+	limit->suppressed = 0;
+	va_list ap;
+	va_start(ap, fmt);
+	log_write(level, suffix, fmt, ap);
+	va_end(ap);
 }

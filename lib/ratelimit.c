@@ -1,8 +1,8 @@
 /*
  * ratelimit.c - per-address event counts in a shared table (ratelimit.h).
  *
- * Each slot is one 64-bit word: a 16-bit tag of the address, the second
- * its window began, and the count.  Every change is a compare-and-swap of
+ * Each slot is one 64-bit word: a tag of the address, the second its
+ * window began, and the count.  Every change is a compare-and-swap of
  * that word, so there is no lock to hold and a process killed half way
  * leaves nothing half written.  Addresses are hashed with a random key kept
  * in the file, so nobody can pick addresses that share another's slots.
@@ -45,13 +45,28 @@ struct ratelimit {
 
 #define TABLE_BYTES (sizeof(struct table_header) + RATELIMIT_SLOTS * sizeof(uint64_t))
 
-static uint64_t slot_word(uint16_t tag, uint32_t start, uint32_t count)
+/*
+ * A slot: 24 bits of tag, the window's start as 28 bits of seconds
+ * (compared modulo 2^28, about 8.5 years), 12 bits of count.  A wide tag
+ * keeps two busy addresses from sharing a count by chance.
+ */
+#define START_BITS 28
+#define START_MASK ((1u << START_BITS) - 1)
+
+static uint64_t slot_word(uint32_t tag, uint32_t start, uint32_t count)
 {
-	return (uint64_t)tag << 48 | (uint64_t)start << 16 | (count & 0xffff);
+	return (uint64_t)tag << 40 | (uint64_t)(start & START_MASK) << 12 |
+	       (count & RATELIMIT_MAX_COUNT);
 }
-static uint16_t slot_tag(uint64_t w) { return (uint16_t)(w >> 48); }
-static uint32_t slot_start(uint64_t w) { return (uint32_t)(w >> 16); }
-static uint32_t slot_count(uint64_t w) { return (uint32_t)(w & 0xffff); }
+static uint32_t slot_tag(uint64_t w) { return (uint32_t)(w >> 40); }
+static uint32_t slot_start(uint64_t w) { return (uint32_t)(w >> 12) & START_MASK; }
+static uint32_t slot_count(uint64_t w) { return (uint32_t)(w & RATELIMIT_MAX_COUNT); }
+
+/* Seconds since the window began, modulo 2^28: a clock stepped back looks like an old window. */
+static uint32_t slot_age(uint64_t w, int64_t now_sec)
+{
+	return ((uint32_t)now_sec - slot_start(w)) & START_MASK;
+}
 
 static bool header_valid(const struct table_header *h)
 {
@@ -137,7 +152,7 @@ void ratelimit_close(struct ratelimit *rl)
 
 /* The slot index and tag of an address: an IPv6 client is its /64, as one host gets one. */
 static void address_hash(const struct ratelimit *rl, const char *address, size_t *index,
-                         uint16_t *tag)
+                         uint32_t *tag)
 {
 	uint8_t input[32 + 256];
 	size_t len;
@@ -158,21 +173,19 @@ static void address_hash(const struct ratelimit *rl, const char *address, size_t
 	uint64_t h;
 	memcpy(&h, digest, sizeof(h));
 	*index = (size_t)(h % RATELIMIT_SLOTS);
-	*tag = (uint16_t)((h >> 48) | 1); /* never 0: a zero word is an empty slot */
+	*tag = (uint32_t)(h >> 40) | 1; /* never 0: a zero word is an empty slot */
 }
 
 static bool window_open(uint64_t w, int64_t now_sec, int window_sec)
 {
-	int64_t start = slot_start(w);
-	/* A clock stepped back past the start closes the window too. */
-	return now_sec >= start && now_sec < start + window_sec;
+	return w != 0 && slot_age(w, now_sec) < (uint32_t)window_sec;
 }
 
 bool ratelimit_exceeded(struct ratelimit *rl, const char *address, int64_t now_sec, int limit,
                         int window_sec, int *retry_after_sec)
 {
 	size_t index;
-	uint16_t tag;
+	uint32_t tag;
 	address_hash(rl, address, &index, &tag);
 	for (size_t i = 0; i < RATELIMIT_PROBES; i++) {
 		uint64_t w = atomic_load(&rl->slots[(index + i) % RATELIMIT_SLOTS]);
@@ -180,8 +193,8 @@ bool ratelimit_exceeded(struct ratelimit *rl, const char *address, int64_t now_s
 			continue;
 		if (!window_open(w, now_sec, window_sec) || (int)slot_count(w) < limit)
 			return false;
-		int64_t left = (int64_t)slot_start(w) + window_sec - now_sec;
-		*retry_after_sec = left < 1 ? 1 : (int)left;
+		int left = window_sec - (int)slot_age(w, now_sec);
+		*retry_after_sec = left < 1 ? 1 : left;
 		return true;
 	}
 	return false;
@@ -190,7 +203,7 @@ bool ratelimit_exceeded(struct ratelimit *rl, const char *address, int64_t now_s
 int ratelimit_hit(struct ratelimit *rl, const char *address, int64_t now_sec, int window_sec)
 {
 	size_t index;
-	uint16_t tag;
+	uint32_t tag;
 	address_hash(rl, address, &index, &tag);
 	uint32_t now32 = (uint32_t)now_sec;
 	/* Lost races are retried; past that the event goes uncounted rather than spin. */
@@ -210,7 +223,8 @@ int ratelimit_hit(struct ratelimit *rl, const char *address, int64_t now_sec, in
 			bool victim_free = victim && (victim_w == 0 ||
 			                              !window_open(victim_w, now_sec, window_sec));
 			if (!victim || (free_slot && !victim_free) ||
-			    (free_slot == victim_free && slot_start(w) < slot_start(victim_w))) {
+			    (free_slot == victim_free &&
+			     slot_age(w, now_sec) > slot_age(victim_w, now_sec))) {
 				victim = slot;
 				victim_w = w;
 			}

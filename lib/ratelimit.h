@@ -18,7 +18,7 @@
 
 #define RATELIMIT_SLOTS 16384  /* 128 KiB of table */
 #define RATELIMIT_PROBES 8     /* slots an address may use */
-#define RATELIMIT_MAX_COUNT 0xffff
+#define RATELIMIT_MAX_COUNT 0xfff /* 4095: counts saturate there */
 
 struct ratelimit;
 

@@ -44,7 +44,9 @@ void session_queue_json(struct session *s, struct json_object *msg)
 	if (s->close_after_flush)
 		return;
 	if (s->outq_bytes + len > SESSION_MAX_OUTQ_BYTES) {
-		log_warn("agent %s (%s) is not reading its tunnel; closing it", s->agent_id, s->peer);
+		static struct log_limit limit = {.burst = 10};
+		ee_log_limited(&limit, EE_LOG_WARN, "agent %s (%s) is not reading its tunnel; closing it",
+		               s->agent_id, s->peer);
 		s->close_after_flush = true;
 		s->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
@@ -147,8 +149,9 @@ static void attestation_failed(struct session *s, const char *reason, const char
 		store_attestation(s->td->store, s, "invalid", now);
 		store_event(s->td->store, s->agent_id, "attest_miss", event_detail, now);
 	}
-	log_info("agent %s (%s) for %s: attestation failed: %s", s->agent_id, s->peer, s->app_name,
-	         reason);
+	static struct log_limit limit = {.burst = 30};
+	ee_log_limited(&limit, EE_LOG_INFO, "agent %s (%s) for %s: attestation failed: %s",
+	               s->agent_id, s->peer, s->app_name, reason);
 	invalid(s, reason, true);
 }
 
@@ -227,8 +230,9 @@ static void on_register(struct session *s, const struct tunnel_msg *m)
 		taken = found && strcmp(repo, m->repo) != 0;
 	}
 	if (taken) {
-		log_info("agent %s (%s): app name %s is bound to another repository", m->agent_id,
-		         s->peer, m->app_name);
+		static struct log_limit limit = {.burst = 10};
+		ee_log_limited(&limit, EE_LOG_INFO, "agent %s (%s): app name %s is bound to another "
+		               "repository", m->agent_id, s->peer, m->app_name);
 		invalid(s, "app_name_taken", true);
 		return;
 	}
@@ -238,8 +242,10 @@ static void on_register(struct session *s, const struct tunnel_msg *m)
 		if (o != s && o->state == SESSION_ATTESTED && !o->replaced &&
 		    strcmp(o->agent_id, m->agent_id) == 0 &&
 		    (strcmp(o->repo, m->repo) != 0 || strcmp(o->app_name, m->app_name) != 0)) {
-			log_info("agent id %s claimed from %s for another app or repository", m->agent_id,
-			         s->peer);
+			static struct log_limit limit = {.burst = 10};
+			ee_log_limited(&limit, EE_LOG_INFO,
+			               "agent id %s claimed from %s for another app or repository",
+			               m->agent_id, s->peer);
 			invalid(s, "agent_id_taken", true);
 			return;
 		}
@@ -302,7 +308,9 @@ static void on_attest_response(struct session *s, const struct tunnel_msg *m)
 	memset(s->nonce, 0, sizeof(s->nonce));
 	if (!r || (m->quote && !r->quote_b64) || verify_pool_submit(td->verify_pool, r) != 0) {
 		verify_request_free(r);
-		log_warn("the verifier is saturated; agent %s must try again later", s->agent_id);
+		static struct log_limit limit = {.burst = 5};
+		ee_log_limited(&limit, EE_LOG_WARN, "the verifier is saturated; agent %s must try again "
+		               "later", s->agent_id);
 		invalid(s, "verifier_busy", true);
 		s->close_code = 1013; /* try again later */
 		return;
@@ -529,8 +537,9 @@ static int on_receive(struct session *s, const char *in, size_t len)
 		if (s->rx.len + len > (size_t)s->td->cfg.max_message_bytes) {
 			s->rx_overflow = true;
 			buf_reset(&s->rx);
-			log_warn("agent %s (%s) sent a message over %d bytes; closing", s->agent_id, s->peer,
-			         s->td->cfg.max_message_bytes);
+			static struct log_limit limit = {.burst = 10};
+			ee_log_limited(&limit, EE_LOG_WARN, "agent %s (%s) sent a message over %d bytes; "
+			               "closing", s->agent_id, s->peer, s->td->cfg.max_message_bytes);
 			session_send_status(s, "invalid", "message_too_large", true);
 			s->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
 		} else if (buf_append(&s->rx, in, len) != 0) {
@@ -594,11 +603,15 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 		}
 		bool over_total = td->session_count > td->cfg.max_agents;
 		if (over_total || source_acquire(td, s->peer) != 0) {
+			/* A flood is logged once a minute or so, not once a socket. */
+			static struct log_limit total_limit = {.burst = 5}, source_limit = {.burst = 5};
 			if (over_total)
-				log_warn("agent limit (%d) reached; refusing a socket from %s",
-				         td->cfg.max_agents, s->peer);
+				ee_log_limited(&total_limit, EE_LOG_WARN,
+				               "agent limit (%d) reached; refusing a socket from %s",
+				               td->cfg.max_agents, s->peer);
 			else
-				log_warn("too many unattested sockets from %s; refusing one", s->peer);
+				ee_log_limited(&source_limit, EE_LOG_WARN,
+				               "too many unattested sockets from %s; refusing one", s->peer);
 			session_send_status(s, "invalid", "too_many_connections", true);
 			s->state = SESSION_CLOSING;
 			s->close_code = 1013; /* try again later (RFC 6455 registry) */

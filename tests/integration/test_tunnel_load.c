@@ -591,6 +591,26 @@ static void check_refused(const char *id)
 	agent_drop(a);
 }
 
+#define FLOOD_REFUSED 40
+
+/* Lines of this ee-tunneld's log (since its last start) that hold text. */
+static int tunneld_log_lines(const char *text)
+{
+	char path[400], line[2048];
+	snprintf(path, sizeof(path), "%s/ee-tunneld.log", st.dir);
+	FILE *f = fopen(path, "r");
+	int n = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (strstr(line, "control on ")) /* a start: count from here */
+			n = 0;
+		if (strstr(line, text))
+			n++;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
 /*
  * A socket whose handshake says it was forwarded for `who`: registered (and
  * returned) when it is accepted, checked refused and dropped when refused.
@@ -705,6 +725,16 @@ static void test_source_limit(void)
 		untrusted[i] = forwarded_agent(id, who, false);
 	}
 	forwarded_agent("limit-untrusted-refused", "203.0.113.99", true);
+
+	test_case("a flood of %d more refused sockets: logged at most 5 times a minute, the rest "
+	          "counted, not written",
+	          FLOOD_REFUSED);
+	for (int i = 0; i < FLOOD_REFUSED; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "limit-flood-%d", i);
+		check_refused(id);
+	}
+	CHECK(tunneld_log_lines("too many unattested sockets from") <= 5);
 	for (int i = 0; i < 3; i++)
 		if (untrusted[i])
 			agent_disconnect(untrusted[i]);
