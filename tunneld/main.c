@@ -55,6 +55,8 @@ int tunneld_config_load(struct tunneld_config *cfg, struct ee_error *err)
 	                              3600, &cfg->register_timeout_sec, err) ||
 	               config_get_int("EE_MAX_AGENTS", TD_DEFAULT_MAX_AGENTS, 1, 1000000,
 	                              &cfg->max_agents, err) ||
+	               config_get_int("EE_CONNECT_RATE_LIMIT", TD_DEFAULT_CONNECT_RATE, 0,
+	                              RATELIMIT_MAX_COUNT, &cfg->connect_rate_limit, err) ||
 	               config_get_int("EE_DRAIN_TIMEOUT_SEC", TD_DEFAULT_DRAIN_SEC, 0, 3600,
 	                              &cfg->drain_sec, err) ||
 	               config_get_int("EE_VERIFY_THREADS", TD_DEFAULT_VERIFY_THREADS, 1, 64,
@@ -182,6 +184,10 @@ int main(int argc, char **argv)
 			          td.cfg.base.db_path, err.reason);
 		sleep(1);
 	}
+	if (td.cfg.connect_rate_limit > 0 && !(td.connect_limit = ratelimit_open(NULL, &err))) {
+		log_error("cannot make the connect-rate table: %s", err.reason);
+		return 1;
+	}
 	if (store_create(&td, &td.store) != 0) {
 		log_error("cannot start: out of memory");
 		return 1;
@@ -263,6 +269,7 @@ int main(int argc, char **argv)
 	else if (db_in_transaction(td.db))
 		db_rollback(td.db);
 	store_destroy(td.store);
+	ratelimit_close(td.connect_limit);
 	db_close(td.db);
 	curl_global_cleanup();
 	config_free(&td.cfg.base);

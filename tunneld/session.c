@@ -601,6 +601,21 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 			s->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
 			return 0;
 		}
+		/* Refused sockets count too: a client that keeps trying stays refused. */
+		bool over_rate =
+			td->connect_limit &&
+			ratelimit_hit(td->connect_limit, s->peer, now_ms() / 1000, 60) >
+				td->cfg.connect_rate_limit;
+		if (over_rate) {
+			static struct log_limit rate_log = {.burst = 5};
+			ee_log_limited(&rate_log, EE_LOG_WARN,
+			               "%s opened more than %d sockets within a minute; refusing one",
+			               s->peer, td->cfg.connect_rate_limit);
+			session_send_status(s, "invalid", "too_many_connections", true);
+			s->state = SESSION_CLOSING;
+			s->close_code = 1013; /* try again later */
+			return 0;
+		}
 		bool over_total = td->session_count > td->cfg.max_agents;
 		if (over_total || source_acquire(td, s->peer) != 0) {
 			/* A flood is logged once a minute or so, not once a socket. */

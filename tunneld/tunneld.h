@@ -28,6 +28,7 @@
 #include "verifier.h"
 #include "config.h"
 #include "db.h"
+#include "ratelimit.h"
 #include "registry.h"
 #include "util.h"
 
@@ -41,6 +42,7 @@
 #define TD_DEFAULT_PROXY_BODY_TIMEOUT_SEC 60            /* EE_PROXY_BODY_TIMEOUT_SEC */
 #define TD_DEFAULT_REGISTER_TIMEOUT_SEC 30              /* EE_REGISTER_TIMEOUT_SEC */
 #define TD_DEFAULT_MAX_AGENTS 20000                     /* EE_MAX_AGENTS */
+#define TD_DEFAULT_CONNECT_RATE 120                     /* EE_CONNECT_RATE_LIMIT, a minute */
 #define TD_DEFAULT_DRAIN_SEC 10                         /* EE_DRAIN_TIMEOUT_SEC */
 #define TD_DEFAULT_VERIFY_THREADS 2                     /* EE_VERIFY_THREADS */
 #define TD_DEFAULT_VERIFY_QUEUE 4096                    /* EE_VERIFY_QUEUE */
@@ -60,6 +62,7 @@ struct tunneld_config {
 	int proxy_body_timeout_sec; /* its body within this of the end of the head */
 	int register_timeout_sec;
 	int max_agents;
+	int connect_rate_limit; /* sockets one client may open a minute; 0: no limit */
 	int drain_sec;
 	int verify_threads;
 	int verify_queue;
@@ -176,6 +179,7 @@ struct tunneld {
 	int session_count;
 	struct app_entry *apps[TD_APP_BUCKETS];
 	struct source_count *sources;
+	struct ratelimit *connect_limit; /* sockets opened per client and minute */
 	struct job *unassigned; /* jobs waiting for nothing: refused or done, being written */
 	bool draining;
 	bool stop;

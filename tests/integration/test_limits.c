@@ -416,6 +416,53 @@ static void test_max_agents(void)
 		agent_disconnect(b);
 }
 
+/* ---- 1b. EE_CONNECT_RATE_LIMIT ---- */
+
+/* A socket opened as if forwarded by Caddy for client `who` (NULL: 127.0.0.1 itself). */
+static struct test_agent *connect_as(const char *who, const char *id)
+{
+	char xff[96];
+	snprintf(xff, sizeof(xff), "X-Forwarded-For: %s", who ? who : "127.0.0.1");
+	const char *headers[] = {xff, NULL};
+	struct agent_connect_options opt = {.headers = headers};
+	struct test_agent *a =
+		agent_connect_ex(HOST, st.control_port, "rate-app", "rate/app", id, NETWORK, &opt);
+	CHECK(a != NULL, "%s: the websocket did not open", id);
+	return a;
+}
+
+static void test_connect_rate(void)
+{
+	static const char *const env[] = {"EE_CONNECT_RATE_LIMIT=4", NULL};
+	test_case("EE_CONNECT_RATE_LIMIT=4: four sockets opened and closed in a row are accepted, "
+	          "the fifth within the minute gets too_many_connections and close code 1013");
+	if (!tunneld_restart(env))
+		return;
+	for (int i = 0; i < 4; i++) {
+		char id[32], nonce[33];
+		snprintf(id, sizeof(id), "rate-agent-%d", i);
+		struct test_agent *a = connect_as("203.0.113.30", id);
+		if (a && agent_register(a, nonce, WAIT_MS) != 0)
+			test_fail(__FILE__, __LINE__, "%s not accepted: %s", id, agent_last_reason(a));
+		if (a)
+			agent_disconnect(a);
+	}
+	struct test_agent *a = connect_as("203.0.113.30", "rate-agent-4");
+	expect_refused(a, "too_many_connections", CLOSE_TRY_AGAIN_LATER);
+	agent_drop(a);
+
+	test_case("refused sockets count too: the client stays refused; another client is "
+	          "accepted and attests");
+	a = connect_as("203.0.113.30", "rate-agent-5");
+	expect_refused(a, "too_many_connections", CLOSE_TRY_AGAIN_LATER);
+	agent_drop(a);
+	a = connect_as("198.51.100.30", "rate-agent-other");
+	if (a && agent_up(a, false, WAIT_MS) != 0)
+		test_fail(__FILE__, __LINE__, "the other client: %s", agent_last_reason(a));
+	if (a)
+		agent_disconnect(a);
+}
+
 /* ---- 2. EE_VERIFY_QUEUE ---- */
 
 #define BUSY_AGENTS 3
@@ -1075,6 +1122,7 @@ int main(void)
 	CHECK(fakehttp_open(&github, log) == 0, "the fake GitHub cannot listen");
 	int64_t t0 = time_monotonic_ms();
 	test_max_agents();
+	test_connect_rate();
 	test_verifier_busy();
 	test_stalled_reader();
 	test_fragments();
