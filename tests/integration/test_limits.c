@@ -106,43 +106,11 @@ static struct test_agent *agent_ready(const char *app, const char *repo, const c
 	return a;
 }
 
-/* Stops ee-tunneld (SIGTERM, which must exit 0) and starts it with other settings. */
-static bool tunneld_restart(const char *const *env)
-{
-	if (st.tunneld_pid > 0)
-		CHECK_INT(stack_stop_tunneld(&st), 0);
-	st.opt.tunneld_env = env;
-	if (stack_start_tunneld(&st) != 0) {
-		test_fail(__FILE__, __LINE__, "ee-tunneld did not start (see %s/ee-tunneld.log)", st.dir);
-		return false;
-	}
-	return true;
-}
-
-/* "agents" (its sockets) of ee-tunneld's own GET /health, or -1. */
-static long long tunneld_agents(void)
-{
-	char url[96];
-	snprintf(url, sizeof(url), "http://%s:%d/health", HOST, st.control_port);
-	struct http_result r;
-	long long n = -1;
-	if (http_do("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200)
-		n = http_json_int(&r, "agents", -1);
-	http_result_free(&r);
-	return n;
-}
+static bool tunneld_restart(const char *const *env) { return stack_restart_tunneld(&st, env); }
 
 static bool wait_tunneld_agents(long long want, int timeout_ms, long long *last)
 {
-	int64_t deadline = time_monotonic_ms() + timeout_ms;
-	for (;;) {
-		*last = tunneld_agents();
-		if (*last == want)
-			return true;
-		if (time_monotonic_ms() >= deadline)
-			return false;
-		sleep_ms(20);
-	}
+	return stack_wait_tunneld_agents(&st, want, timeout_ms, last);
 }
 
 /* A log of the stack (ee-api.log, ee-tunneld.log, caddy.log), whole, NUL-terminated. */
@@ -590,7 +558,7 @@ static void test_stalled_reader(void)
 			continue;
 		if (sent == 5) {
 			sleep_ms(1000);
-			open_after_five = tunneld_agents() == 2;
+			open_after_five = stack_tunneld_agents(&st) == 2;
 			continue;
 		}
 		if (wait_tunneld_agents(1, 5000, &n))
@@ -622,7 +590,7 @@ static void test_stalled_reader(void)
 
 	test_case("ee-tunneld stays healthy: /health 200, another agent's request of 1 MiB comes back "
 	          "whole");
-	CHECK_INT(tunneld_agents(), 1);
+	CHECK_INT(stack_tunneld_agents(&st), 1);
 	int fd = raw_connect(st.proxy_port);
 	const size_t other_len = 1024 * 1024;
 	head_len = snprintf(head, sizeof(head),
@@ -859,23 +827,6 @@ static void secret_add(const char *what, const char *value)
 	secret_count++;
 }
 
-/* Stops a program of the stack (SIGTERM, then SIGKILL) so its log is complete. */
-static void stop_program(pid_t *pid)
-{
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGTERM);
-	for (int i = 0; i < 200; i++) {
-		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
-			*pid = 0;
-			return;
-		}
-		sleep_ms(25);
-	}
-	kill(*pid, SIGKILL);
-	waitpid(*pid, NULL, 0);
-	*pid = 0;
-}
 
 /*
  * Fails the case for each secret found in the log: whole, or, for values
@@ -1076,8 +1027,8 @@ static void test_no_secrets_in_logs(void)
 
 	/* Every log complete: the programs stopped. */
 	CHECK_INT(stack_stop_tunneld(&st), 0);
-	stop_program(&st.caddy_pid);
-	stop_program(&st.api_pid);
+	stack_stop_pid(&st.caddy_pid);
+	stack_stop_pid(&st.api_pid);
 
 	size_t api_len, tunneld_len, caddy_len;
 	char *api_log = read_log("ee-api.log", &api_len);

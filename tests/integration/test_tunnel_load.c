@@ -117,43 +117,11 @@ static struct test_agent *connect_agent(const char *app, const char *repo, const
 	return agent_connect(HOST, st.control_port, app, repo, id, NETWORK);
 }
 
-/* Stops ee-tunneld (SIGTERM, which must exit 0) and starts it with other settings. */
-static bool tunneld_restart(const char *const *env)
-{
-	if (st.tunneld_pid > 0)
-		CHECK_INT(stack_stop_tunneld(&st), 0);
-	st.opt.tunneld_env = env;
-	if (stack_start_tunneld(&st) != 0) {
-		test_fail(__FILE__, __LINE__, "ee-tunneld did not start (see %s/ee-tunneld.log)", st.dir);
-		return false;
-	}
-	return true;
-}
-
-/* "agents" of ee-tunneld's own GET /health, or -1. */
-static long long tunneld_agents(void)
-{
-	char url[96];
-	snprintf(url, sizeof(url), "http://%s:%d/health", HOST, st.control_port);
-	struct http_result r;
-	long long n = -1;
-	if (http_do("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200)
-		n = http_json_int(&r, "agents", -1);
-	http_result_free(&r);
-	return n;
-}
+static bool tunneld_restart(const char *const *env) { return stack_restart_tunneld(&st, env); }
 
 static bool wait_tunneld_agents(long long want, int timeout_ms, long long *last)
 {
-	int64_t deadline = deadline_in(timeout_ms);
-	for (;;) {
-		*last = tunneld_agents();
-		if (*last == want)
-			return true;
-		if (!before(deadline))
-			return false;
-		sleep_ms(20);
-	}
+	return stack_wait_tunneld_agents(&st, want, timeout_ms, last);
 }
 
 /* GET /v1/resolve/{app} through Caddy (public). */

@@ -347,6 +347,48 @@ int stack_stop_tunneld(struct stack *s)
 	return -1;
 }
 
+bool stack_restart_tunneld(struct stack *s, const char *const *env)
+{
+	if (s->tunneld_pid > 0)
+		CHECK_INT(stack_stop_tunneld(s), 0);
+	s->opt.tunneld_env = env;
+	if (stack_start_tunneld(s) != 0) {
+		test_fail(__FILE__, __LINE__, "ee-tunneld did not start (see %s/ee-tunneld.log)", s->dir);
+		return false;
+	}
+	return true;
+}
+
+long long stack_tunneld_agents(const struct stack *s)
+{
+	char url[96];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", s->control_port);
+	struct http_result r;
+	long long n = -1;
+	if (http_do("GET", url, NULL, NULL, 0, &r) == 0 && r.status == 200)
+		n = http_json_int(&r, "agents", -1);
+	http_result_free(&r);
+	return n;
+}
+
+bool stack_wait_tunneld_agents(const struct stack *s, long long want, int timeout_ms,
+                               long long *last)
+{
+	struct timespec t0, now, pause = {0, 20 * 1000 * 1000};
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		*last = stack_tunneld_agents(s);
+		if (*last == want)
+			return true;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long long elapsed_ms = (now.tv_sec - t0.tv_sec) * 1000LL +
+		                       (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (elapsed_ms >= timeout_ms)
+			return false;
+		nanosleep(&pause, NULL);
+	}
+}
+
 static int write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -430,8 +472,6 @@ void stack_disallow(struct stack *s, const char *repo, const char *tag)
 #define APACHE_MODULES_DEFAULT "/usr/lib/apache2/modules" /* EE_TEST_APACHE_MODULES */
 #define CGI_SOURCE_DEFAULT "cgi-bin"                  /* EE_TEST_CGI_DIR */
 #define APACHE_START_TRIES 300                        /* of 50 ms */
-
-static void stop_pid(pid_t *pid);
 
 static const char *env_or(const char *name, const char *fallback)
 {
@@ -690,7 +730,7 @@ static int apache_start(struct stack *s)
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	stop_pid(&s->apache_pid);
+	stack_stop_pid(&s->apache_pid);
 	return -1;
 }
 
@@ -789,7 +829,7 @@ int stack_start(struct stack *s, const char *name, const struct stack_options *o
 	return 0;
 }
 
-static void stop_pid(pid_t *pid)
+void stack_stop_pid(pid_t *pid)
 {
 	if (*pid <= 0)
 		return;
@@ -826,10 +866,10 @@ void check_no_sanitizer_report(const char *path)
 
 void stack_stop(struct stack *s)
 {
-	stop_pid(&s->apache_pid);
-	stop_pid(&s->caddy_pid);
-	stop_pid(&s->tunneld_pid);
-	stop_pid(&s->api_pid);
+	stack_stop_pid(&s->apache_pid);
+	stack_stop_pid(&s->caddy_pid);
+	stack_stop_pid(&s->tunneld_pid);
+	stack_stop_pid(&s->api_pid);
 	devnet_leave(s);
 	char log[320];
 	snprintf(log, sizeof(log), "%s/ee-api.log", s->dir);
@@ -850,7 +890,7 @@ void stack_stop(struct stack *s)
 
 int stack_restart_api(struct stack *s)
 {
-	stop_pid(&s->api_pid);
+	stack_stop_pid(&s->api_pid);
 	return start_api(s);
 }
 

@@ -109,6 +109,19 @@ int stack_restart_api(struct stack *s);
 int stack_start_tunneld(struct stack *s);
 /* Stops ee-tunneld with SIGTERM (clean drain); returns its exit status, or -1. */
 int stack_stop_tunneld(struct stack *s);
+/*
+ * Stops ee-tunneld (which must exit 0) and starts it with env as its own
+ * settings (opt.tunneld_env).  False, with the current case failed, when it
+ * did not come up.
+ */
+bool stack_restart_tunneld(struct stack *s, const char *const *env);
+/* "agents" (its sockets) of ee-tunneld's own GET /health, or -1. */
+long long stack_tunneld_agents(const struct stack *s);
+/* Waits until ee-tunneld holds want sockets; *last is the last count seen. */
+bool stack_wait_tunneld_agents(const struct stack *s, long long want, int timeout_ms,
+                               long long *last);
+/* Stops a process with SIGTERM, then SIGKILL after 5 s; *pid becomes 0. */
+void stack_stop_pid(pid_t *pid);
 
 /*
  * Writes the allowlist of repo@tag (JSON text, docs/ATTESTATION.md's shape)
