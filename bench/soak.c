@@ -1133,7 +1133,7 @@ static const struct expected_line expected_log_lines[] = {
 	 * "database writes resumed" (checked beside) and the end state is right.
 	 */
 	{"ee-tunneld.log", "warn: database busy: database is locked"},
-	{"ee-tunneld.log", "warn: database writes failing;"},
+	{"ee-tunneld.log", "warn: database writes failing"},
 	{NULL, NULL},
 };
 
@@ -1160,7 +1160,7 @@ static void scan_log(const char *name, struct log_scan *ls)
 		return;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		if (strstr(line, "] warn: database writes failing;"))
+		if (strstr(line, "] warn: database writes failing"))
 			ls->writes_failing++;
 		if (strstr(line, "] info: database writes resumed"))
 			ls->writes_resumed++;

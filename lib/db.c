@@ -35,9 +35,12 @@ int db_fail(struct ee_db *db, int rc, struct ee_error *err)
 	const char *msg = db && db->handle ? sqlite3_errmsg(db->handle) : sqlite3_errstr(rc);
 	switch (primary) {
 	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		log_warn("database busy: %s", msg);
+	case SQLITE_LOCKED: {
+		/* Under load the lock is contended all the time: a few lines a minute say so. */
+		static struct log_limit busy_log = {.burst = 10};
+		ee_log_limited(&busy_log, EE_LOG_WARN, "database busy: %s", msg);
 		return ee_fail(err, 503, "database_busy");
+	}
 	case SQLITE_FULL:
 		log_error("database full: %s", msg);
 		return ee_fail(err, 503, "storage_full");

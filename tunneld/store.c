@@ -14,11 +14,14 @@
 
 #include "log.h"
 #include "nodes.h"
+#include "timeutil.h"
 #include "tunneld.h"
 
 #define STORE_MAX_QUEUED 1000000
 #define STORE_RETRY_MIN_MS 50
 #define STORE_RETRY_MAX_MS 5000
+/* A lock held by ee-api's writes for a moment is normal: only longer is worth a warning. */
+#define STORE_WARN_AFTER_MS 2000
 
 enum op_kind { OP_REGISTER, OP_ATTESTATION, OP_HEALTH, OP_CONNECTION, OP_EVENT, OP_DISCONNECT_ALL };
 
@@ -42,6 +45,8 @@ struct store {
 	int queued;
 	bool scheduled;
 	int retry_ms;
+	int64_t failing_since_ms; /* the first failed flush of this episode; 0 when none */
+	bool warned;              /* the episode has been logged */
 	lws_sorted_usec_list_t sul;
 };
 
@@ -234,17 +239,26 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 {
 	struct store *st = lws_container_of(sul, struct store, sul);
 	st->scheduled = false;
+	int64_t now = time_now_ms();
 	if (flush(st) == 0) {
-		if (st->retry_ms)
-			log_info("database writes resumed");
+		if (st->warned)
+			log_info("database writes resumed after %lld ms",
+			         (long long)(now - st->failing_since_ms));
 		st->retry_ms = 0;
+		st->failing_since_ms = 0;
+		st->warned = false;
 		return;
 	}
 	int next = st->retry_ms ? st->retry_ms * 2 : STORE_RETRY_MIN_MS;
 	if (next > STORE_RETRY_MAX_MS)
 		next = STORE_RETRY_MAX_MS;
-	if (!st->retry_ms)
-		log_warn("database writes failing; %d queued, retrying", st->queued);
+	if (!st->failing_since_ms)
+		st->failing_since_ms = now;
+	if (!st->warned && now - st->failing_since_ms >= STORE_WARN_AFTER_MS) {
+		log_warn("database writes failing for %lld ms; %d queued, retrying",
+		         (long long)(now - st->failing_since_ms), st->queued);
+		st->warned = true;
+	}
 	st->retry_ms = next;
 	schedule(st, next);
 }
