@@ -20,7 +20,7 @@
 #include "stack.h"
 
 #define LIMIT 5
-#define WINDOW_SEC 3
+#define WINDOW_SEC 5
 #define RACERS 6
 #define RACER_TRIES 4
 
@@ -169,9 +169,21 @@ static void racer(int fd)
 
 static void test_concurrent_guesses(void)
 {
+	/* A stack of its own, with a window no slow run (CGI under ASan) outlasts. */
+	struct stack racing;
+	static const char *const env[] = {"EE_AUTH_FAIL_LIMIT=5", "EE_AUTH_FAIL_WINDOW_SEC=600",
+	                                  NULL};
+	struct stack_options opt = {.api_mode = api_mode, .env = env, .no_tunneld = true};
 	test_case("%d clients guess at once from one address: counted across the workers, "
 	          "the rest 429, the database unchanged",
 	          RACERS);
+	if (stack_start(&racing, "auth-limit-racing", &opt) != 0) {
+		stack_stop(&racing);
+		CHECK(0, "the stack did not start");
+		return;
+	}
+	struct stack saved = st;
+	st = racing;
 	char before[65], after[65];
 	CHECK(db_digest(st.db_path, before) == 0);
 	int fds[2];
@@ -197,6 +209,9 @@ static void test_concurrent_guesses(void)
 	CHECK_INT(status_as("203.0.113.77", TEST_ADMIN_TOKEN), 429);
 	CHECK(db_digest(st.db_path, after) == 0);
 	CHECK_STR(after, before);
+	racing = st;
+	st = saved;
+	stack_stop(&racing);
 }
 
 static void test_untrusted_peer(void)
@@ -224,8 +239,8 @@ static void test_untrusted_peer(void)
 
 int main(void)
 {
-	static const char *const env[] = {"EE_AUTH_FAIL_LIMIT=5", "EE_AUTH_FAIL_WINDOW_SEC=3", NULL};
-	_Static_assert(LIMIT == 5 && WINDOW_SEC == 3, "the settings above");
+	static const char *const env[] = {"EE_AUTH_FAIL_LIMIT=5", "EE_AUTH_FAIL_WINDOW_SEC=5", NULL};
+	_Static_assert(LIMIT == 5 && WINDOW_SEC == 5, "the settings above");
 	api_mode = stack_api_mode_from_env();
 	struct stack_options opt = {.api_mode = api_mode, .env = env, .no_tunneld = true};
 	test_case("start %s and ee-api with EE_AUTH_FAIL_LIMIT=%d, EE_AUTH_FAIL_WINDOW_SEC=%d",
