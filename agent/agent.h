@@ -3,11 +3,13 @@
  * 4, 5; docs/AGENT.md).
  *
  * One event loop thread (libwebsockets) holds the websocket to the control
- * plane, the timers and the readiness listener.  Proxied requests go to a
- * pool of backend threads (libcurl, one handle each); attestation quotes
+ * plane, the timers and the readiness listener.  Proxied requests go to the
+ * backend pool's one transfer thread (libcurl's multi interface, many
+ * requests at a time, backend.c); attestation quotes
  * are made by one attestation thread, because a quote can take a while and
  * the tunnel must keep moving meanwhile.  Threads hand finished messages
- * back through the outbox (outbox_post), which wakes the loop.
+ * back through the outbox (outbox_post), which wakes the loop when it was
+ * empty.
  *
  * Every message carries the generation of the connection it answers: a
  * message made for a connection that has since gone is dropped, never sent
@@ -34,6 +36,7 @@
 #define AGENT_HEADER_VALUE_MAX 8192
 #define AGENT_HEADERS_MAX 100
 #define AGENT_FRAME_FRAGMENT 65536 /* outgoing frames are split at this size */
+#define AGENT_SERVICE_BUFFER 65536 /* lws pt_serv_buf_size: the loop's read buffer */
 
 enum quote_source_kind {
 	QUOTE_SOURCE_TSM, /* configfs-tsm: a real TDX quote from the kernel */

@@ -1,9 +1,14 @@
 /*
  * backend.c - proxied requests to the backend, many at a time.
  *
- * A fixed pool of threads, each with one libcurl handle it reuses (so
- * connections to the backend are kept alive), takes jobs from a bounded
- * queue.  A job is a proxy_request already checked at the boundary
+ * One transfer thread drives up to EE_BACKEND_WORKERS transfers at once
+ * with libcurl's multi interface (curl_multi_socket_action over its own
+ * poll()), each in a slot whose easy handle is reused; the multi handle
+ * keeps the connections to the backend alive.  Jobs wait in a bounded
+ * queue (EE_BACKEND_QUEUE) for a free slot.  One thread rather than one per
+ * request in flight: a burst of requests costs one wake of it, and each
+ * ready socket is served without a thread switch (docs/PERFORMANCE.md).
+ * A job is a proxy_request already checked at the boundary
  * (backend_job_from_request) or a health probe.  The answer is built as
  * the tunnel message itself, in a buffer with the headroom lws_write needs,
  * so a large body is encoded once and never copied again.
@@ -15,11 +20,15 @@
  */
 #include "agent.h"
 
-#include <stdatomic.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include <sys/eventfd.h>
 
 #include <curl/curl.h>
 #include <libwebsockets.h>
@@ -27,6 +36,7 @@
 #include "base64.h"
 #include "http_parser.h"
 #include "log.h"
+#include "timeutil.h"
 #include "util.h"
 
 enum job_kind { JOB_PROXY, JOB_HEALTH };
@@ -43,20 +53,6 @@ struct backend_job {
 	size_t body_len;
 };
 
-struct backend_pool {
-	const struct agent_config *cfg;
-	struct outbox *outbox;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	struct backend_job *head, *tail;
-	int queued, running;
-	bool stop;
-	int thread_count;
-	pthread_t *threads;
-	atomic_bool failing;  /* the last request could not reach the backend */
-	atomic_bool aborting; /* stopping: transfers under way give up */
-};
-
 /* What one request brings back, filled by libcurl's callbacks. */
 struct backend_reply {
 	struct json_object *headers;
@@ -64,6 +60,48 @@ struct backend_reply {
 	size_t max_body;
 	bool too_large;
 	bool keep_length; /* HEAD: the length the body would have is the answer's */
+};
+
+/*
+ * One transfer under way: a slot of the pool, with the easy handle it keeps
+ * (and curl_easy_reset()s) from one job to the next.
+ */
+struct backend_slot {
+	CURL *easy;
+	struct backend_job *job; /* NULL: the slot is free */
+	char *url;
+	struct backend_reply reply;
+};
+
+/*
+ * The loop thread appends jobs under lock and wakes the transfer thread
+ * through wake_fd only when no wake is pending yet, so that a burst of
+ * requests costs one wake.  The transfer thread drives every transfer with
+ * one libcurl multi handle through curl_multi_socket_action over its own
+ * poll() (libcurl says which sockets to watch and when its next timeout
+ * is), so it touches only the sockets that are ready, and posts the
+ * answers to the outbox.
+ */
+struct backend_pool {
+	const struct agent_config *cfg;
+	struct outbox *outbox;
+	CURLM *multi;
+	pthread_mutex_t lock;
+	struct backend_job *head, *tail; /* waiting for a free slot */
+	int queued, running;
+	bool stop;
+	bool wake_pending; /* a wake written to wake_fd, not yet read by the transfer thread */
+	bool started;
+	int wake_fd; /* an eventfd: the first entry of pfds */
+	pthread_t thread;
+	struct backend_slot *slots; /* cfg->backend_workers of them */
+
+	/* The transfer thread's own. */
+	struct pollfd *pfds; /* wake_fd, then the sockets libcurl watches */
+	int npfds, cap_pfds;
+	bool timer_set; /* libcurl wants CURL_SOCKET_TIMEOUT at timer_due_ms */
+	int64_t timer_due_ms;
+	bool failing; /* the last request could not reach the backend */
 };
 
 static bool valid_request_id(const char *s)
@@ -447,15 +485,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 	return backend_header_line(&r->headers, data, n, r->keep_length) == 0 ? n : 0;
 }
 
-/* --- the workers --- */
-
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-	struct backend_pool *pool = arg;
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	return atomic_load(&pool->aborting) ? 1 : 0;
-}
+/* --- the transfer thread --- */
 
 static void set_common(struct backend_pool *pool, CURL *c, const char *url)
 {
@@ -470,14 +500,12 @@ static void set_common(struct backend_pool *pool, CURL *c, const char *url)
 	/* Bytes go through as the backend sent them: no decoding of Content-Encoding. */
 	curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(c, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, pool);
 }
 
 static void note_backend(struct backend_pool *pool, bool ok, const char *why)
 {
-	bool was_failing = atomic_exchange(&pool->failing, !ok);
+	bool was_failing = pool->failing;
+	pool->failing = !ok;
 	if (!ok && !was_failing)
 		log_warn("backend unavailable: %s", why);
 	else if (ok && was_failing)
@@ -493,27 +521,40 @@ static char *job_url(const struct agent_config *cfg, const char *path)
 	return url;
 }
 
-static struct outbox_msg *run_proxy(struct backend_pool *pool, CURL *c, struct backend_job *job)
+/* Sets the slot's easy handle up for its job; -1 when out of memory. */
+static int slot_prepare(struct backend_pool *pool, struct backend_slot *slot)
 {
 	const struct agent_config *cfg = pool->cfg;
-	char *url = job_url(cfg, job->path);
-	struct backend_reply reply = {.headers = json_object_new_object(),
-	                              .max_body = cfg->max_response_bytes};
-	buf_init(&reply.body);
-	if (!url || !reply.headers) {
-		free(url);
-		json_object_put(reply.headers);
-		return backend_error_response(job->generation, job->request_id, 500, "out_of_memory");
+	struct backend_job *job = slot->job;
+	struct backend_reply *reply = &slot->reply;
+	memset(reply, 0, sizeof(*reply));
+	buf_init(&reply->body);
+	curl_easy_reset(slot->easy);
+	curl_easy_setopt(slot->easy, CURLOPT_PRIVATE, (void *)slot);
+	if (job->kind == JOB_HEALTH) {
+		slot->url = job_url(cfg, cfg->health_path);
+		reply->max_body = 64 * 1024;
+		if (!slot->url)
+			return -1;
+		set_common(pool, slot->easy, slot->url);
+		curl_easy_setopt(slot->easy, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(slot->easy, CURLOPT_WRITEDATA, reply);
+		return 0;
 	}
-	curl_easy_reset(c);
-	set_common(pool, c, url);
+	slot->url = job_url(cfg, job->path);
+	reply->headers = json_object_new_object();
+	reply->max_body = cfg->max_response_bytes;
+	if (!slot->url || !reply->headers)
+		return -1;
+	CURL *c = slot->easy;
+	set_common(pool, c, slot->url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, job->headers);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &reply);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, reply);
 	bool head = strcmp(job->method, "HEAD") == 0;
-	reply.keep_length = head;
+	reply->keep_length = head;
 	bool sends_body = job->body_len > 0 || strcmp(job->method, "POST") == 0 ||
 	                  strcmp(job->method, "PUT") == 0 || strcmp(job->method, "PATCH") == 0;
 	if (head) {
@@ -527,100 +568,274 @@ static struct outbox_msg *run_proxy(struct backend_pool *pool, CURL *c, struct b
 	} else if (strcmp(job->method, "GET") != 0) {
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, job->method);
 	}
-	CURLcode rc = curl_easy_perform(c);
-	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	struct outbox_msg *m;
-	if (rc == CURLE_OK && status >= 100 && status <= 599) {
-		note_backend(pool, true, NULL);
-		m = proxy_response(job->generation, job->request_id, (int)status, reply.headers,
-		                   (const unsigned char *)reply.body.data, reply.body.len);
-	} else if (reply.too_large) {
-		log_warn("backend response over %zu bytes: answered 502", cfg->max_response_bytes);
-		m = backend_error_response(job->generation, job->request_id, 502,
-		                           "response_too_large");
-	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
-		if (status == 0)
-			note_backend(pool, false, curl_easy_strerror(rc));
-		m = backend_error_response(job->generation, job->request_id, 504, "backend_timeout");
-	} else {
-		note_backend(pool, false, curl_easy_strerror(rc));
-		m = backend_error_response(job->generation, job->request_id, 502,
-		                           "backend_unavailable");
-	}
-	free(url);
-	json_object_put(reply.headers);
-	buf_free(&reply.body);
-	return m;
+	return 0;
 }
 
-static struct outbox_msg *run_health(struct backend_pool *pool, CURL *c, struct backend_job *job)
+/* The tunnel message for a finished proxied request. */
+static struct outbox_msg *proxy_answer(struct backend_pool *pool, struct backend_slot *slot,
+                                       CURLcode rc)
 {
 	const struct agent_config *cfg = pool->cfg;
-	char *url = job_url(cfg, cfg->health_path);
-	struct backend_reply reply = {.max_body = 64 * 1024};
-	buf_init(&reply.body);
+	struct backend_job *job = slot->job;
+	struct backend_reply *reply = &slot->reply;
 	long status = 0;
-	CURLcode rc = CURLE_OUT_OF_MEMORY;
-	if (url) {
-		curl_easy_reset(c);
-		set_common(pool, c, url);
-		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
-		rc = curl_easy_perform(c);
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_OK && status >= 100 && status <= 599) {
+		note_backend(pool, true, NULL);
+		return proxy_response(job->generation, job->request_id, (int)status, reply->headers,
+		                      (const unsigned char *)reply->body.data, reply->body.len);
 	}
+	if (reply->too_large) {
+		log_warn("backend response over %zu bytes: answered 502", cfg->max_response_bytes);
+		return backend_error_response(job->generation, job->request_id, 502,
+		                              "response_too_large");
+	}
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		if (status == 0)
+			note_backend(pool, false, curl_easy_strerror(rc));
+		return backend_error_response(job->generation, job->request_id, 504, "backend_timeout");
+	}
+	note_backend(pool, false, curl_easy_strerror(rc));
+	return backend_error_response(job->generation, job->request_id, 502, "backend_unavailable");
+}
+
+/* The heartbeat for a finished probe of EE_HEALTH_PATH. */
+static struct outbox_msg *health_answer(struct backend_slot *slot, CURLcode rc)
+{
+	long status = 0;
+	curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
 	bool pass = rc == CURLE_OK && status >= 200 && status < 400;
 	if (!pass)
 		log_warn("backend health probe failed: %s",
 		         rc != CURLE_OK ? curl_easy_strerror(rc) : util_http_status_text((int)status));
-	free(url);
-	buf_free(&reply.body);
 	const char *text = pass ? "{\"type\":\"health\",\"status\":\"pass\"}"
 	                        : "{\"type\":\"health\",\"status\":\"fail\"}";
-	return outbox_msg_new(job->generation, text, strlen(text));
+	return outbox_msg_new(slot->job->generation, text, strlen(text));
 }
 
-static void *worker_main(void *arg)
+/* Frees what the slot's job holds; the slot is free again. */
+static void slot_release(struct backend_slot *slot)
 {
-	struct backend_pool *pool = arg;
-	CURL *c = curl_easy_init();
+	backend_job_free(slot->job);
+	slot->job = NULL;
+	free(slot->url);
+	slot->url = NULL;
+	json_object_put(slot->reply.headers);
+	slot->reply.headers = NULL;
+	buf_free(&slot->reply.body);
+}
+
+static void post_answer(struct backend_pool *pool, struct outbox_msg *m)
+{
+	if (m)
+		outbox_post(pool->outbox, m);
+	else
+		log_error("out of memory answering a proxied request");
+}
+
+/* Starts the job in a free slot; an answer at once when it cannot start. */
+static void slot_start(struct backend_pool *pool, struct backend_slot *slot,
+                       struct backend_job *job)
+{
+	slot->job = job;
+	if (slot->easy && slot_prepare(pool, slot) == 0 &&
+	    curl_multi_add_handle(pool->multi, slot->easy) == CURLM_OK)
+		return;
+	post_answer(pool, job->kind == JOB_PROXY
+	                          ? backend_error_response(job->generation, job->request_id, 500,
+	                                                   "out_of_memory")
+	                          : health_answer(slot, CURLE_OUT_OF_MEMORY));
+	slot_release(slot);
 	pthread_mutex_lock(&pool->lock);
-	for (;;) {
-		while (!pool->stop && !pool->head)
-			pthread_cond_wait(&pool->wake, &pool->lock);
-		if (pool->stop)
-			break;
+	pool->running--;
+	pthread_mutex_unlock(&pool->lock);
+}
+
+/* Moves waiting jobs into free slots. */
+static void start_waiting(struct backend_pool *pool)
+{
+	int workers = pool->cfg->backend_workers;
+	for (int i = 0; i < workers; i++) {
+		if (pool->slots[i].job)
+			continue;
+		pthread_mutex_lock(&pool->lock);
 		struct backend_job *job = pool->head;
-		pool->head = job->next;
-		if (!pool->head)
-			pool->tail = NULL;
-		pool->queued--;
-		pool->running++;
+		if (job) {
+			pool->head = job->next;
+			if (!pool->head)
+				pool->tail = NULL;
+			pool->queued--;
+			pool->running++;
+		}
 		pthread_mutex_unlock(&pool->lock);
+		if (!job)
+			return;
+		slot_start(pool, &pool->slots[i], job);
+	}
+}
 
-		struct outbox_msg *m;
-		if (!c)
-			m = job->kind == JOB_PROXY ? backend_error_response(job->generation,
-			                                                    job->request_id, 500,
-			                                                    "out_of_memory")
-			                           : NULL;
-		else if (job->kind == JOB_PROXY)
-			m = run_proxy(pool, c, job);
-		else
-			m = run_health(pool, c, job);
-		if (m)
-			outbox_post(pool->outbox, m);
-		else
-			log_error("out of memory answering a proxied request");
-		backend_job_free(job);
-
+/* Answers every transfer libcurl has finished and frees its slot; how many finished. */
+static int finish_done(struct backend_pool *pool)
+{
+	CURLMsg *msg;
+	int left, finished = 0;
+	while ((msg = curl_multi_info_read(pool->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		CURL *easy = msg->easy_handle;
+		CURLcode rc = msg->data.result;
+		char *priv = NULL;
+		curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+		struct backend_slot *slot = (struct backend_slot *)(void *)priv;
+		curl_multi_remove_handle(pool->multi, easy);
+		if (!slot || !slot->job)
+			continue;
+		post_answer(pool, slot->job->kind == JOB_PROXY ? proxy_answer(pool, slot, rc)
+		                                               : health_answer(slot, rc));
+		slot_release(slot);
 		pthread_mutex_lock(&pool->lock);
 		pool->running--;
+		pthread_mutex_unlock(&pool->lock);
+		finished++;
 	}
+	return finished;
+}
+
+/* CURLMOPT_SOCKETFUNCTION: keeps pfds as libcurl wants its sockets watched. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *arg, void *socketp)
+{
+	struct backend_pool *pool = arg;
+	(void)easy, (void)socketp;
+	int i = 1;
+	while (i < pool->npfds && pool->pfds[i].fd != s)
+		i++;
+	if (what == CURL_POLL_REMOVE) {
+		if (i < pool->npfds)
+			pool->pfds[i] = pool->pfds[--pool->npfds];
+		return 0;
+	}
+	if (i == pool->npfds) {
+		if (pool->npfds == pool->cap_pfds) {
+			int cap = pool->cap_pfds * 2;
+			struct pollfd *p = realloc(pool->pfds, (size_t)cap * sizeof(*p));
+			if (!p)
+				return -1; /* libcurl fails the transfer */
+			pool->pfds = p;
+			pool->cap_pfds = cap;
+		}
+		pool->pfds[i].fd = s;
+		pool->npfds++;
+	}
+	pool->pfds[i].events = (short)(((what & CURL_POLL_IN) ? POLLIN : 0) |
+	                               ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+	pool->pfds[i].revents = 0;
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl next wants CURL_SOCKET_TIMEOUT (-1: never). */
+static int on_timer(CURLM *multi, long timeout_ms, void *arg)
+{
+	struct backend_pool *pool = arg;
+	(void)multi;
+	pool->timer_set = timeout_ms >= 0;
+	if (pool->timer_set)
+		pool->timer_due_ms = time_monotonic_ms() + timeout_ms;
+	return 0;
+}
+
+/* Reads the wake; jobs submitted from here on write another. */
+static void take_wake(struct backend_pool *pool)
+{
+	uint64_t n;
+	while (read(pool->wake_fd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&pool->lock);
+	pool->wake_pending = false;
 	pthread_mutex_unlock(&pool->lock);
-	curl_easy_cleanup(c);
+}
+
+static bool stopping(struct backend_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	bool stop = pool->stop;
+	pthread_mutex_unlock(&pool->lock);
+	return stop;
+}
+
+static void *transfer_main(void *arg)
+{
+	struct backend_pool *pool = arg;
+	int running_handles;
+	/* At most this many ready sockets are served per poll; the rest at the next. */
+	enum { READY_MAX = 64 };
+	struct pollfd ready[READY_MAX];
+	while (!stopping(pool)) {
+		start_waiting(pool);
+		/* New transfers ask for a timeout of 0: they start here, before any sleep. */
+		if (pool->timer_set && pool->timer_due_ms <= time_monotonic_ms()) {
+			pool->timer_set = false;
+			curl_multi_socket_action(pool->multi, CURL_SOCKET_TIMEOUT, 0, &running_handles);
+			if (finish_done(pool) > 0)
+				continue;
+		}
+		int timeout = -1;
+		if (pool->timer_set) {
+			int64_t wait = pool->timer_due_ms - time_monotonic_ms();
+			timeout = wait < 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
+		}
+		int n = poll(pool->pfds, (nfds_t)pool->npfds, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error("backend poll: %s", strerror(errno));
+			break;
+		}
+		if (n <= 0)
+			continue;
+		/* libcurl changes pfds while it acts: copy the ready entries first. */
+		int nready = 0;
+		for (int i = 0; i < pool->npfds && nready < READY_MAX; i++)
+			if (pool->pfds[i].revents)
+				ready[nready++] = pool->pfds[i];
+		for (int i = 0; i < nready; i++) {
+			if (ready[i].fd == pool->wake_fd) {
+				take_wake(pool);
+				continue;
+			}
+			int bits = ((ready[i].revents & POLLIN) ? CURL_CSELECT_IN : 0) |
+			           ((ready[i].revents & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+			           ((ready[i].revents & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR
+			                                                               : 0);
+			curl_multi_socket_action(pool->multi, ready[i].fd, bits, &running_handles);
+		}
+		finish_done(pool);
+	}
+	/* Stopping: transfers under way are abandoned, their answers never sent. */
+	for (int i = 0; i < pool->cfg->backend_workers; i++) {
+		if (pool->slots[i].job) {
+			curl_multi_remove_handle(pool->multi, pool->slots[i].easy);
+			slot_release(&pool->slots[i]);
+		}
+	}
 	return NULL;
+}
+
+static void pool_free(struct backend_pool *pool)
+{
+	while (pool->head) {
+		struct backend_job *next = pool->head->next;
+		backend_job_free(pool->head);
+		pool->head = next;
+	}
+	if (pool->slots)
+		for (int i = 0; i < pool->cfg->backend_workers; i++)
+			curl_easy_cleanup(pool->slots[i].easy);
+	free(pool->slots);
+	if (pool->multi)
+		curl_multi_cleanup(pool->multi);
+	if (pool->wake_fd >= 0)
+		close(pool->wake_fd);
+	free(pool->pfds);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
 }
 
 int backend_pool_start(const struct agent_config *cfg, struct outbox *ob,
@@ -629,30 +844,60 @@ int backend_pool_start(const struct agent_config *cfg, struct outbox *ob,
 	struct backend_pool *pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		return ee_fail(err, 500, "out_of_memory");
-	pool->cfg = cfg;
-	pool->outbox = ob;
-	pool->threads = calloc((size_t)cfg->backend_workers, sizeof(pthread_t));
-	if (!pool->threads || pthread_mutex_init(&pool->lock, NULL) != 0) {
-		free(pool->threads);
+	if (pthread_mutex_init(&pool->lock, NULL) != 0) {
 		free(pool);
 		return ee_fail(err, 500, "out_of_memory");
 	}
-	pthread_cond_init(&pool->wake, NULL);
-	for (int i = 0; i < cfg->backend_workers; i++) {
-		if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
-			backend_pool_stop(pool);
-			return ee_fail(err, 500, "thread_start_failed");
-		}
-		pool->thread_count++;
+	pool->cfg = cfg;
+	pool->outbox = ob;
+	pool->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	pool->multi = curl_multi_init();
+	pool->slots = calloc((size_t)cfg->backend_workers, sizeof(*pool->slots));
+	pool->cap_pfds = 16;
+	pool->pfds = calloc((size_t)pool->cap_pfds, sizeof(*pool->pfds));
+	if (pool->wake_fd < 0 || !pool->multi || !pool->slots || !pool->pfds) {
+		pool_free(pool);
+		return ee_fail(err, 500, "out_of_memory");
 	}
+	pool->pfds[0].fd = pool->wake_fd;
+	pool->pfds[0].events = POLLIN;
+	pool->npfds = 1;
+	for (int i = 0; i < cfg->backend_workers; i++) {
+		pool->slots[i].easy = curl_easy_init();
+		if (!pool->slots[i].easy) {
+			pool_free(pool);
+			return ee_fail(err, 500, "out_of_memory");
+		}
+	}
+	curl_multi_setopt(pool->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(pool->multi, CURLMOPT_SOCKETDATA, pool);
+	curl_multi_setopt(pool->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(pool->multi, CURLMOPT_TIMERDATA, pool);
+	/* One idle connection kept per slot, as each worker thread's handle used to keep one. */
+	curl_multi_setopt(pool->multi, CURLMOPT_MAXCONNECTS, (long)cfg->backend_workers);
+	if (pthread_create(&pool->thread, NULL, transfer_main, pool) != 0) {
+		pool_free(pool);
+		return ee_fail(err, 500, "thread_start_failed");
+	}
+	pool->started = true;
 	*out = pool;
 	return 0;
+}
+
+/* Wakes the transfer thread (any thread; the eventfd counts, one read takes them all). */
+static void wake_transfers(struct backend_pool *pool)
+{
+	uint64_t one = 1;
+	while (write(pool->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
 }
 
 int backend_pool_submit(struct backend_pool *pool, struct backend_job *job)
 {
 	pthread_mutex_lock(&pool->lock);
-	if (pool->queued >= pool->cfg->backend_queue) {
+	/* A job first takes a free slot; past them at most EE_BACKEND_QUEUE wait. */
+	int free_slots = pool->cfg->backend_workers - pool->running;
+	if (pool->queued - (free_slots > 0 ? free_slots : 0) >= pool->cfg->backend_queue) {
 		pthread_mutex_unlock(&pool->lock);
 		return -1;
 	}
@@ -663,8 +908,11 @@ int backend_pool_submit(struct backend_pool *pool, struct backend_job *job)
 		pool->head = job;
 	pool->tail = job;
 	pool->queued++;
-	pthread_cond_signal(&pool->wake);
+	bool wake = !pool->wake_pending;
+	pool->wake_pending = true;
 	pthread_mutex_unlock(&pool->lock);
+	if (wake)
+		wake_transfers(pool);
 	return 0;
 }
 
@@ -680,20 +928,11 @@ void backend_pool_stop(struct backend_pool *pool)
 {
 	if (!pool)
 		return;
-	atomic_store(&pool->aborting, true);
 	pthread_mutex_lock(&pool->lock);
 	pool->stop = true;
-	pthread_cond_broadcast(&pool->wake);
 	pthread_mutex_unlock(&pool->lock);
-	for (int i = 0; i < pool->thread_count; i++)
-		pthread_join(pool->threads[i], NULL);
-	while (pool->head) {
-		struct backend_job *next = pool->head->next;
-		backend_job_free(pool->head);
-		pool->head = next;
-	}
-	pthread_cond_destroy(&pool->wake);
-	pthread_mutex_destroy(&pool->lock);
-	free(pool->threads);
-	free(pool);
+	wake_transfers(pool);
+	if (pool->started)
+		pthread_join(pool->thread, NULL);
+	pool_free(pool);
 }

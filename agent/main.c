@@ -187,6 +187,8 @@ int main(int argc, char **argv)
 	if (cfg.control_tls)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.user = &a;
+	/* The loop's read buffer: a burst of proxy_requests arrives in one read, not 4 KiB at a time. */
+	info.pt_serv_buf_size = AGENT_SERVICE_BUFFER;
 	a.context = lws_create_context(&info);
 	if (!a.context) {
 		fprintf(stderr, "ee-agent: cannot create the event loop\n");

@@ -2,8 +2,8 @@
  * outbox.c - finished messages from the worker threads to the event loop.
  *
  * A mutex-guarded list: threads append and wake the loop with
- * lws_cancel_service (safe from any thread); the loop takes the whole list
- * in LWS_CALLBACK_EVENT_WAIT_CANCELLED.
+ * lws_cancel_service (safe from any thread) when the list was empty; the
+ * loop takes the whole list in LWS_CALLBACK_EVENT_WAIT_CANCELLED.
  */
 #include "agent.h"
 
@@ -73,6 +73,8 @@ void outbox_post(struct outbox *ob, struct outbox_msg *m)
 {
 	m->next = NULL;
 	pthread_mutex_lock(&ob->lock);
+	/* A list that was not empty has a wake on its way already: the loop takes the lot. */
+	bool wake = !ob->head;
 	if (ob->tail)
 		ob->tail->next = m;
 	else
@@ -80,7 +82,7 @@ void outbox_post(struct outbox *ob, struct outbox_msg *m)
 	ob->tail = m;
 	struct lws_context *context = ob->context;
 	pthread_mutex_unlock(&ob->lock);
-	if (context)
+	if (context && wake)
 		lws_cancel_service(context);
 }
 

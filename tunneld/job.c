@@ -24,13 +24,20 @@ static void timeout_cb(lws_sorted_usec_list_t *sul);
 struct job *job_create(struct tunneld *td, const char *app, enum job_origin origin,
                        void *origin_conn, struct job_request *req)
 {
+	/*
+	 * A request id need only be unique among the requests in flight on a
+	 * tunnel: answers are matched per session, and only that session's agent
+	 * can answer.  So a random prefix drawn once (ids differ across restarts)
+	 * and then a 48-bit counter, instead of a getrandom() per request.
+	 */
+	if (!td->request_id_prefix[0] &&
+	    util_random_hex(td->request_id_prefix, TD_REQUEST_ID_PREFIX_LEN / 2) != 0)
+		return NULL;
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
-	if (util_random_hex(j->request_id, TD_REQUEST_ID_LEN / 2) != 0) {
-		free(j);
-		return NULL;
-	}
+	snprintf(j->request_id, sizeof(j->request_id), "%s%012llx", td->request_id_prefix,
+	         (unsigned long long)(td->next_request_seq++ & 0xffffffffffffULL));
 	j->td = td;
 	snprintf(j->app, sizeof(j->app), "%s", app);
 	j->origin = origin;

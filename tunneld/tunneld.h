@@ -49,6 +49,8 @@
 #define TD_RETRY_ATTEST_SEC 60 /* an undecidable periodic attestation is asked again after this */
 #define TD_WRITE_CHUNK (64 * 1024) /* bytes written per writeable callback */
 #define TD_REQUEST_ID_LEN 24       /* hex characters */
+#define TD_SERVICE_BUFFER 65536    /* lws pt_serv_buf_size: the loop's read buffer */
+#define TD_REQUEST_ID_PREFIX_LEN 12 /* of them random, the other 12 a counter */
 #define TD_APP_BUCKETS 4096
 
 struct tunneld_config {
@@ -175,6 +177,9 @@ struct tunneld {
 	struct store *store;
 	struct verify_pool *verify_pool;
 	uint64_t next_session_id;
+	/* request ids: a random prefix drawn once, then a counter (job.c, job_create) */
+	char request_id_prefix[TD_REQUEST_ID_PREFIX_LEN + 1];
+	uint64_t next_request_seq;
 	struct session *sessions;
 	int session_count;
 	struct app_entry *apps[TD_APP_BUCKETS];
