@@ -7,7 +7,8 @@
  *   transfer: ledger_transfer() in its own BEGIN IMMEDIATE ... COMMIT,
  *             exactly as ee-api runs it (two balance updates, a transaction
  *             row, two entries).
- * Prints commits per second for each and their ratio.
+ * Prints commits per second for each, their ratio, and the pages each commit
+ * wrote to the WAL (SQLite's SQLITE_DBSTATUS_CACHE_WRITE over the commits).
  *   bench_ledger <dir> <seconds> <FULL|NORMAL>
  */
 #include <stdio.h>
@@ -19,6 +20,16 @@
 #include "ledger.h"
 #include "timeutil.h"
 
+/* Pages this connection has written (to the WAL) so far. */
+static int pages_written(struct ee_db *db)
+{
+	int current = 0, highwater = 0;
+	sqlite3_db_status(db_handle(db), SQLITE_DBSTATUS_CACHE_WRITE, &current, &highwater, 0);
+	return current;
+}
+
+static double raw_pages, transfer_pages; /* per commit */
+
 static double raw_rate(struct ee_db *db, int seconds)
 {
 	sqlite3 *h = db_handle(db);
@@ -27,6 +38,7 @@ static double raw_rate(struct ee_db *db, int seconds)
 	sqlite3_stmt *ins;
 	sqlite3_prepare_v2(h, "INSERT INTO bench_raw (v) VALUES (?1)", -1, &ins, NULL);
 	struct ee_error err;
+	int pages = pages_written(db);
 	int64_t start = time_monotonic_ms(), n = 0;
 	while (time_monotonic_ms() - start < seconds * 1000) {
 		if (db_begin_write(db, &err) != 0)
@@ -39,6 +51,7 @@ static double raw_rate(struct ee_db *db, int seconds)
 		n++;
 	}
 	sqlite3_finalize(ins);
+	raw_pages = n ? (double)(pages_written(db) - pages) / (double)n : 0;
 	return (double)n * 1000.0 / (double)(time_monotonic_ms() - start);
 }
 
@@ -49,6 +62,7 @@ static double transfer_rate(struct ee_db *db, int seconds)
 	db_begin_write(db, &err);
 	ledger_purchase(db, "bench-a", EE_MAX_CENTS / 4, id, &err);
 	db_commit(db, &err);
+	int pages = pages_written(db);
 	int64_t start = time_monotonic_ms(), n = 0;
 	while (time_monotonic_ms() - start < seconds * 1000) {
 		if (db_begin_write(db, &err) != 0)
@@ -63,6 +77,7 @@ static double transfer_rate(struct ee_db *db, int seconds)
 			break;
 		n++;
 	}
+	transfer_pages = n ? (double)(pages_written(db) - pages) / (double)n : 0;
 	return (double)n * 1000.0 / (double)(time_monotonic_ms() - start);
 }
 
@@ -86,8 +101,9 @@ int main(int argc, char **argv)
 	double raw = raw_rate(db, seconds);
 	double transfers = transfer_rate(db, seconds);
 	int ok = ledger_check_invariants(db, &err) == 0;
-	printf("sqlite_raw_commits_per_s %.0f\nledger_transfers_per_s %.0f\nratio %.2f\ninvariants %s\n",
-	       raw, transfers, transfers / raw, ok ? "ok" : err.reason);
+	printf("sqlite_raw_commits_per_s %.0f\nledger_transfers_per_s %.0f\nratio %.2f\n"
+	       "raw_pages_per_commit %.2f\ntransfer_pages_per_commit %.2f\ninvariants %s\n",
+	       raw, transfers, transfers / raw, raw_pages, transfer_pages, ok ? "ok" : err.reason);
 	db_close(db);
 	return ok ? 0 : 1;
 }

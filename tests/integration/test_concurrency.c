@@ -70,20 +70,24 @@ static void client_run(int id, bool use_cgi, int fd)
 	_exit(0);
 }
 
-static long long count_transfers(void)
+/* The one number a query answers, -1 if it failed. */
+static long long query_count(const char *sql)
 {
 	sqlite3 *h;
 	long long n = -1;
 	if (sqlite3_open_v2(st.db_path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
 		sqlite3_stmt *s;
-		if (sqlite3_prepare_v2(h, "SELECT COUNT(*) FROM ledger_txns WHERE kind = 'transfer'", -1,
-		                       &s, NULL) == SQLITE_OK &&
-		    sqlite3_step(s) == SQLITE_ROW)
+		if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
 			n = sqlite3_column_int64(s, 0);
 		sqlite3_finalize(s);
 	}
 	sqlite3_close(h);
 	return n;
+}
+
+static long long count_transfers(void)
+{
+	return query_count("SELECT COUNT(*) FROM ledger_txns WHERE kind = 'transfer'");
 }
 
 static void test_mixed_writers(void)
@@ -137,6 +141,18 @@ static void test_mixed_writers(void)
 
 	test_case("every 200 is exactly one committed transfer");
 	CHECK_INT(count_transfers() - before, total.ok);
+
+	test_case("transfer ids from all the processes: 32 hex digits, distinct, in commit order by time");
+	CHECK_INT(query_count("SELECT COUNT(*) FROM ledger_txns WHERE length(txn_id) != 32"
+	                      " OR txn_id GLOB '*[^0-9a-f]*'"),
+	          0);
+	CHECK_INT(query_count("SELECT COUNT(DISTINCT substr(txn_id, 17)) FROM ledger_txns"),
+	          query_count("SELECT COUNT(*) FROM ledger_txns"));
+	/* Each id is made inside its write transaction, so commit (rowid) order is time order. */
+	CHECK_INT(query_count("SELECT COUNT(*) FROM ledger_txns a JOIN ledger_txns b"
+	                      " ON b.rowid = (SELECT MIN(rowid) FROM ledger_txns WHERE rowid > a.rowid)"
+	                      " WHERE substr(b.txn_id, 1, 12) < substr(a.txn_id, 1, 12)"),
+	          0);
 
 	test_case("nothing lost, nothing created, nothing negative");
 	long long sum = 0;

@@ -977,6 +977,43 @@ static void test_invariant_violations(void)
 	group_end(false);
 }
 
+static void test_ids(void)
+{
+	group_begin("ids");
+
+	ledger_case("ids sort in the order they were made: 12 hex digits of the time in ms, a counter, 64 random bits");
+	{
+		struct ee_error err;
+		char prev[LEDGER_ID_LEN + 1] = "", id[LEDGER_ID_LEN + 1] = "";
+		int64_t start = time_now_ms();
+		bool ordered = true, all_hex = true;
+		for (int i = 0; i < 200; i++) {
+			CHECK_INT(db_begin_write(db, &err), 0);
+			CHECK_INT(ledger_purchase(db, "ordered", 1, id, &err), 0);
+			CHECK_INT(db_commit(db, &err), 0);
+			all_hex = all_hex && is_hex_id(id);
+			/* strictly increasing in their first 16 digits: the random part never decides */
+			if (prev[0] && strncmp(prev, id, 16) >= 0) {
+				ordered = false;
+				printf("# %s then %s\n", prev, id);
+			}
+			memcpy(prev, id, sizeof(prev));
+		}
+		CHECK(all_hex, "(last id %s)", id);
+		CHECK(ordered);
+		char when[13];
+		memcpy(when, id, 12);
+		when[12] = '\0';
+		long long ms = strtoll(when, NULL, 16);
+		CHECK(ms >= start && ms <= time_now_ms() + 1, "(id %s: %lld ms, started at %lld)", id, ms,
+		      (long long)start);
+		CHECK_INT(count("SELECT COUNT(DISTINCT substr(txn_id, 17)) FROM ledger_txns"),
+		          count("SELECT COUNT(*) FROM ledger_txns"));
+	}
+	CHECK_INT(balance("ordered"), 200);
+	group_end(true);
+}
+
 int main(void)
 {
 	ee_log_init("test_ledger", EE_LOG_ERROR);
@@ -988,6 +1025,7 @@ int main(void)
 		return 1;
 	}
 	test_purchase_and_transfer();
+	test_ids();
 	test_limits();
 	test_usage();
 	test_settlement();
