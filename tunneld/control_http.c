@@ -355,6 +355,10 @@ int control_http_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 {
 	struct conn_data *cd = user;
 	struct tunneld *td = lws_context_user(lws_get_context(wsi));
+	/* A connection closed before lws gave it its per-connection data (an
+	 * abrupt drop mid-handshake) is closed with none: nothing of ours to free. */
+	if (!cd)
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
 	switch (reason) {
 	case LWS_CALLBACK_HTTP: {
 		const char *uri = in;

@@ -415,6 +415,8 @@ static int proxy_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 	struct tunneld *td = lws_context_user(lws_get_context(wsi));
 	switch (reason) {
 	case LWS_CALLBACK_RAW_ADOPT: {
+		if (!slot)
+			return -1;
 		struct proxy_conn *c = calloc(1, sizeof(*c));
 		if (!c)
 			return -1;
@@ -428,7 +430,7 @@ static int proxy_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return 0;
 	}
 	case LWS_CALLBACK_RAW_RX: {
-		struct proxy_conn *c = *slot;
+		struct proxy_conn *c = slot ? *slot : NULL;
 		if (!c)
 			return -1;
 		if (c->state == PROXY_WRITING && c->close_after_write) {
@@ -452,13 +454,13 @@ static int proxy_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		return 0;
 	}
 	case LWS_CALLBACK_RAW_WRITEABLE: {
-		struct proxy_conn *c = *slot;
+		struct proxy_conn *c = slot ? *slot : NULL;
 		if (!c || c->state != PROXY_WRITING)
 			return 0;
 		return write_out(c);
 	}
 	case LWS_CALLBACK_RAW_CLOSE: {
-		struct proxy_conn *c = *slot;
+		struct proxy_conn *c = slot ? *slot : NULL;
 		if (!c)
 			return 0;
 		if (c->job) {

@@ -591,6 +591,8 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 		return path_is_tunnel(wsi) ? 0 : -1;
 
 	case LWS_CALLBACK_ESTABLISHED: {
+		if (!cd)
+			return -1;
 		struct session *s = session_create(td, wsi);
 		if (!s)
 			return -1;
@@ -638,17 +640,17 @@ static int control_callback(struct lws *wsi, enum lws_callback_reasons reason, v
 	}
 
 	case LWS_CALLBACK_RECEIVE:
-		if (!cd->session)
+		if (!cd || !cd->session)
 			return -1;
 		return on_receive(cd->session, in, len);
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		if (!cd->session)
+		if (!cd || !cd->session)
 			return -1;
 		return write_next(cd->session);
 
 	case LWS_CALLBACK_CLOSED:
-		if (cd->session) {
+		if (cd && cd->session) {
 			session_destroy(cd->session);
 			cd->session = NULL;
 		}

@@ -431,6 +431,56 @@ static void test_connect_rate(void)
 		agent_disconnect(a);
 }
 
+/* ---- 1c. connections dropped at every stage ---- */
+
+#define DROPS 1500
+
+/*
+ * Connections reset (SO_LINGER 0) after nothing, part of a websocket
+ * handshake, a whole one, a request, or a request with half its body:
+ * libwebsockets closes some of them before it has given them their
+ * per-connection data, and a callback that assumed it had crashed.
+ */
+static void test_abrupt_drops(void)
+{
+	static const char upgrade[] =
+		"GET /v1/tunnel HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+	static const char *const other[] = {
+		"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /v1/proxy/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+	};
+	test_case("%d connections reset at every stage of a handshake or request, on both "
+	          "listeners: ee-tunneld stays up and answers",
+	          DROPS);
+	if (!tunneld_restart(NULL))
+		return;
+	unsigned seed = 7;
+	for (int i = 0; i < DROPS; i++) {
+		int fd = raw_connect(i % 2 ? st.proxy_port : st.control_port);
+		if (fd < 0)
+			break;
+		seed = seed * 1103515245u + 12345u;
+		switch (i / 2 % 5) {
+		case 1: test_write_all(fd, upgrade, 1 + seed % (sizeof(upgrade) - 2)); break;
+		case 2: test_write_all(fd, upgrade, sizeof(upgrade) - 1); break;
+		case 3: test_write_all(fd, other[0], strlen(other[0])); break;
+		case 4: test_write_all(fd, other[1], strlen(other[1])); break;
+		default: break;
+		}
+		struct linger reset = {1, 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+		close(fd);
+	}
+	CHECK(kill(st.tunneld_pid, 0) == 0 && waitpid(st.tunneld_pid, NULL, WNOHANG) == 0,
+	      "ee-tunneld is gone");
+	long long n;
+	CHECK(wait_tunneld_agents(0, WAIT_MS, &n), "ee-tunneld's /health: agents %lld", n);
+	struct test_agent *a = agent_ready("drop-app", "drop/app", "drop-agent");
+	if (a)
+		agent_disconnect(a);
+}
+
 /* ---- 2. EE_VERIFY_QUEUE ---- */
 
 #define BUSY_AGENTS 3
@@ -1074,6 +1124,7 @@ int main(void)
 	int64_t t0 = time_monotonic_ms();
 	test_max_agents();
 	test_connect_rate();
+	test_abrupt_drops();
 	test_verifier_busy();
 	test_stalled_reader();
 	test_fragments();
