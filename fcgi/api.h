@@ -51,13 +51,14 @@ struct api_response {
 	struct buf body;
 };
 
-/* Everything a handler may use.  One per worker, reset per request. */
+/* Everything a handler may use.  One per worker thread, reset per request. */
 struct api_context {
 	const struct ee_config *cfg;
 	struct registry_policy policy;
 	struct ee_db *db; /* NULL while the database cannot be opened */
-	int64_t db_reopen_ms; /* the last look for write access on a read-only handle */
+	bool holds_readonly_handle; /* ctx->db is read-only: closed when the request ends */
 	struct ratelimit *auth_limit; /* failed tokens per client; NULL when EE_AUTH_FAIL_LIMIT=0 */
+	struct commit_group *commits; /* the process's group commit, shared by its threads */
 	struct api_request *req;
 	struct api_response *res;
 	struct json_object *json; /* the parsed body of a JSON POST */
@@ -66,6 +67,8 @@ struct api_context {
 
 /* Database handle for this request, opening it if needed; NULL after answering 503. */
 struct ee_db *api_db(struct api_context *ctx);
+/* At the end of each request: closes a handle that could only be opened read-only. */
+void api_release_db(struct api_context *ctx);
 
 /* Responses. */
 void api_respond_json(struct api_context *ctx, int status, struct json_object *payload);
@@ -103,6 +106,9 @@ void handle_abuse_decide(struct api_context *ctx);
  * write transaction: parse() checks the body and fills args; apply() runs
  * inside BEGIN IMMEDIATE, after the Idempotency-Key lookup, and builds the
  * answer.  router.c owns the transaction and the idempotency record.
+ * apply() may run on another thread of the worker, in a savepoint of a
+ * transaction shared with other requests (commit.h): it uses ctx->db and its
+ * arguments only, and answers through *result and err, never ctx->res.
  */
 struct money_op {
 	const char *scope; /* idempotency scope, e.g. "credits.transfer" */

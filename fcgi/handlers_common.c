@@ -1,4 +1,5 @@
 /* handlers_common.c - responses, the database handle and field checks for handlers. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,28 +8,46 @@
 #include "log.h"
 #include "timeutil.h"
 
+/*
+ * Handles SQLite could open only read-only (permissions, a read-only file
+ * system).  The connections of one process share the file's WAL index, and
+ * while one of them holds it read-only every handle opened beside it is
+ * read-only too, even after the fault is fixed.  So a read-only handle is
+ * held by one thread at a time, only for its request, and closed at the end
+ * of it (api_release_db): the first open after the fault is fixed, and so
+ * every one after it, is writable again, with nothing restarted.
+ */
+static pthread_mutex_t readonly_handle = PTHREAD_MUTEX_INITIALIZER;
+
 struct ee_db *api_db(struct api_context *ctx)
 {
-	struct ee_db_options opts = {ctx->cfg->db_busy_timeout_ms, ctx->cfg->db_synchronous, true};
-	/* Opened read-only during a fault (permissions, a read-only file system):
-	 * look again, at most once a second, for write access. */
-	if (ctx->db && db_read_only(ctx->db)) {
-		int64_t now = time_monotonic_ms();
-		if (now - ctx->db_reopen_ms >= 1000) {
-			ctx->db_reopen_ms = now;
-			db_reopen(&ctx->db, ctx->cfg->db_path, &opts);
-		}
-	}
 	if (ctx->db)
 		return ctx->db;
-	/* The database was unreachable at start or went away: try again now, so
-	 * recovery needs no restart. */
+	/* Not open yet, unreachable at start, or read-only at the last request:
+	 * open it now, so recovery needs no restart. */
+	struct ee_db_options opts = {ctx->cfg->db_busy_timeout_ms, ctx->cfg->db_synchronous, true};
 	struct ee_error err;
+	pthread_mutex_lock(&readonly_handle);
 	if (db_open(ctx->cfg->db_path, &opts, &ctx->db, &err) != 0) {
+		pthread_mutex_unlock(&readonly_handle);
 		api_respond_ee_error(ctx, &err);
 		return NULL;
 	}
+	if (db_read_only(ctx->db))
+		ctx->holds_readonly_handle = true;
+	else
+		pthread_mutex_unlock(&readonly_handle);
 	return ctx->db;
+}
+
+void api_release_db(struct api_context *ctx)
+{
+	if (!ctx->holds_readonly_handle)
+		return;
+	db_close(ctx->db);
+	ctx->db = NULL;
+	ctx->holds_readonly_handle = false;
+	pthread_mutex_unlock(&readonly_handle);
 }
 
 void api_add_header(struct api_context *ctx, const char *name, const char *value)

@@ -7,10 +7,15 @@
  *   - as its own FastCGI server: --listen ADDR --workers N preforks N
  *     workers on one socket and replaces any that dies;
  *   - as CGI: started by a web server with a CGI environment, one request.
- * Each worker holds one database connection for its whole life.
+ * A FastCGI worker serves --threads requests at once, one per thread; each
+ * thread holds one database connection for its whole life.  The threads'
+ * money-moving requests share write transactions (commit.h), which is what
+ * the threads are for: reads gain little from them.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,23 +29,32 @@
 #include <fcgiapp.h>
 
 #include "api.h"
+#include "commit.h"
 #include "http.h"
 #include "log.h"
 #include "timeutil.h"
 
 #define MAX_WORKERS 256
+#define MAX_THREADS 64
+/* Enough requests in flight per worker for transfers to share commits. */
+#define DEFAULT_THREADS 8
 #define LISTEN_BACKLOG 1024
 
-static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t in_request;
+/* Lock-free atomics, so that the signal handler may use them. */
+static atomic_int stop_requested;
+static atomic_int requests_in_progress;
+
+/* One group commit per process: its threads' money-moving requests. */
+static struct commit_group commits;
 
 static void worker_on_signal(int sig)
 {
 	(void)sig;
-	/* Idle in accept: leave now.  Mid-request: finish it, then leave. */
-	if (!in_request)
+	/* Idle in accept: leave now.  Mid-request: finish, then the last
+	 * request to finish leaves (serve_connections). */
+	atomic_store(&stop_requested, 1);
+	if (atomic_load(&requests_in_progress) == 0)
 		_exit(0);
-	stop_requested = 1;
 }
 
 /*
@@ -70,10 +84,16 @@ static void context_init(struct api_context *ctx, const struct ee_config *cfg)
 	ctx->policy.registration_ttl_days = cfg->registration_ttl_days;
 	ctx->policy.registration_warn_days = cfg->registration_warn_days;
 	ctx->policy.domain = cfg->domain;
+	ctx->commits = &commits;
 	struct ee_db_options opts = {cfg->db_busy_timeout_ms, cfg->db_synchronous, true};
 	struct ee_error err;
-	if (db_open(cfg->db_path, &opts, &ctx->db, &err) != 0)
+	if (db_open(cfg->db_path, &opts, &ctx->db, &err) != 0) {
 		log_warn("database not available yet (%s); will retry per request", err.reason);
+	} else if (db_read_only(ctx->db)) {
+		/* Not kept: see api_db. */
+		db_close(ctx->db);
+		ctx->db = NULL;
+	}
 	if (cfg->auth_fail_limit > 0)
 		ctx->auth_limit = open_auth_limit(cfg->db_path);
 }
@@ -86,6 +106,7 @@ static void serve(struct api_context *ctx, struct api_request *req, struct api_r
 	ctx->json = NULL;
 	ee_error_clear(&ctx->err);
 	api_handle(ctx);
+	api_release_db(ctx);
 	if (res->status >= 500)
 		log_warn("%s %s -> %d", req->method, req->path, res->status);
 	json_object_put(ctx->json);
@@ -122,7 +143,58 @@ static void close_promptly_if_drained(FCGX_Request *fcgi)
 		FCGX_Detach(fcgi);
 }
 
-static int run_fastcgi_worker(int listen_fd, const struct ee_config *cfg)
+/*
+ * A worker's threads all block in accept on the one socket: Linux hands
+ * each connection to one of them, and libfcgi keeps all of a request's
+ * state in its FCGX_Request, so they need no lock of their own.
+ */
+struct worker {
+	int listen_fd;
+	const struct ee_config *cfg;
+};
+
+/* One thread of a FastCGI worker: accepts and answers one request at a time. */
+static void *serve_connections(void *arg)
+{
+	struct worker *w = arg;
+	struct api_context ctx;
+	context_init(&ctx, w->cfg);
+	FCGX_Request fcgi;
+	if (FCGX_InitRequest(&fcgi, w->listen_fd, 0) != 0) {
+		log_error("cannot initialise the FastCGI request");
+		return NULL;
+	}
+	struct api_response res;
+	http_response_init(&res);
+	for (;;) {
+		int rc = atomic_load(&stop_requested) ? -1 : FCGX_Accept_r(&fcgi);
+		if (rc >= 0)
+			atomic_fetch_add(&requests_in_progress, 1);
+		if (rc < 0) {
+			if (errno == EINTR && !atomic_load(&stop_requested))
+				continue;
+			break;
+		}
+		struct api_request req;
+		http_read_fcgi(&fcgi, &req, (size_t)w->cfg->max_body_bytes);
+		http_response_reset(&res);
+		serve(&ctx, &req, &res);
+		http_write_fcgi(&fcgi, &req, &res);
+		http_request_free(&req);
+		close_promptly_if_drained(&fcgi);
+		FCGX_Finish_r(&fcgi);
+		/* Asked to stop: the last request to finish ends the process (the
+		 * other threads are idle in accept). */
+		if (atomic_fetch_sub(&requests_in_progress, 1) == 1 && atomic_load(&stop_requested))
+			_exit(0);
+	}
+	http_response_free(&res);
+	db_close(ctx.db);
+	ratelimit_close(ctx.auth_limit);
+	return NULL;
+}
+
+static int run_fastcgi_worker(int listen_fd, int threads, const struct ee_config *cfg)
 {
 	struct sigaction sa = {0};
 	sa.sa_handler = worker_on_signal;
@@ -134,35 +206,21 @@ static int run_fastcgi_worker(int listen_fd, const struct ee_config *cfg)
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	struct api_context ctx;
-	context_init(&ctx, cfg);
-	FCGX_Request fcgi;
-	if (FCGX_InitRequest(&fcgi, listen_fd, 0) != 0) {
-		log_error("cannot initialise the FastCGI request");
-		return 1;
-	}
-	struct api_response res;
-	http_response_init(&res);
-	while (!stop_requested) {
-		if (FCGX_Accept_r(&fcgi) < 0) {
-			if (errno == EINTR && !stop_requested)
-				continue;
+	struct worker w = {.listen_fd = listen_fd, .cfg = cfg};
+	pthread_t ids[MAX_THREADS];
+	int started = 0;
+	for (int i = 1; i < threads; i++) {
+		int rc = pthread_create(&ids[started], NULL, serve_connections, &w);
+		if (rc != 0) {
+			log_warn("cannot start a worker thread (%s); serving with %d", strerror(rc),
+			         started + 1);
 			break;
 		}
-		in_request = 1;
-		struct api_request req;
-		http_read_fcgi(&fcgi, &req, (size_t)cfg->max_body_bytes);
-		http_response_reset(&res);
-		serve(&ctx, &req, &res);
-		http_write_fcgi(&fcgi, &req, &res);
-		http_request_free(&req);
-		close_promptly_if_drained(&fcgi);
-		FCGX_Finish_r(&fcgi);
-		in_request = 0;
+		started++;
 	}
-	http_response_free(&res);
-	db_close(ctx.db);
-	ratelimit_close(ctx.auth_limit);
+	serve_connections(&w);
+	for (int i = 0; i < started; i++)
+		pthread_join(ids[i], NULL);
 	return 0;
 }
 
@@ -183,7 +241,7 @@ static int run_cgi(const struct ee_config *cfg)
 	return 0;
 }
 
-static pid_t spawn_worker(int listen_fd, const struct ee_config *cfg)
+static pid_t spawn_worker(int listen_fd, int threads, const struct ee_config *cfg)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -194,7 +252,7 @@ static pid_t spawn_worker(int listen_fd, const struct ee_config *cfg)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(0);
-		_exit(run_fastcgi_worker(listen_fd, cfg));
+		_exit(run_fastcgi_worker(listen_fd, threads, cfg));
 	}
 	if (pid < 0)
 		log_error("fork failed: %s", strerror(errno));
@@ -209,7 +267,8 @@ static void supervisor_on_signal(int sig)
 }
 
 /* --listen: prefork workers on one socket and keep their number up. */
-static int run_supervisor(const char *address, int workers, const struct ee_config *cfg)
+static int run_supervisor(const char *address, int workers, int threads,
+                          const struct ee_config *cfg)
 {
 	if (address[0] == '/' || address[0] == '.')
 		unlink(address); /* a stale socket from an unclean stop */
@@ -228,8 +287,8 @@ static int run_supervisor(const char *address, int workers, const struct ee_conf
 
 	pid_t pids[MAX_WORKERS] = {0};
 	for (int i = 0; i < workers; i++)
-		pids[i] = spawn_worker(fd, cfg);
-	log_info("listening on %s with %d workers", address, workers);
+		pids[i] = spawn_worker(fd, threads, cfg);
+	log_info("listening on %s with %d workers of %d threads", address, workers, threads);
 
 	int64_t last_restart = 0;
 	while (!supervisor_stop) {
@@ -256,7 +315,7 @@ static int run_supervisor(const char *address, int workers, const struct ee_conf
 			if (now - last_restart < 1000)
 				sleep(1);
 			last_restart = now;
-			pids[i] = spawn_worker(fd, cfg);
+			pids[i] = spawn_worker(fd, threads, cfg);
 		}
 	}
 	for (int i = 0; i < workers; i++)
@@ -309,22 +368,27 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: ee-api                          FastCGI on fd 0 or LISTEN_FDS, or CGI\n"
-	        "       ee-api --listen ADDR [--workers N]  own FastCGI server (ADDR: /path.sock,\n"
-	        "                                          127.0.0.1:9000 or :9000)\n"
+	        "       ee-api --listen ADDR [--workers N] [--threads T]\n"
+	        "                                        own FastCGI server (ADDR: /path.sock,\n"
+	        "                                        127.0.0.1:9000 or :9000)\n"
+	        "       --threads T                      requests a worker serves at once (default %d)\n"
 	        "       ee-api --migrate                 create or upgrade the database, then exit\n"
 	        "       ee-api --check-ledger            audit the ledger invariants\n"
-	        "Configuration is the environment: see docs/CONFIGURATION.md.\n");
+	        "Configuration is the environment: see docs/CONFIGURATION.md.\n",
+	        DEFAULT_THREADS);
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{"listen", required_argument, NULL, 'l'}, {"workers", required_argument, NULL, 'w'},
-		{"migrate", no_argument, NULL, 'm'},      {"check-ledger", no_argument, NULL, 'c'},
+		{"threads", required_argument, NULL, 't'}, {"migrate", no_argument, NULL, 'm'},
+		{"check-ledger", no_argument, NULL, 'c'},
 		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	const char *listen_addr = NULL;
 	long workers = sysconf(_SC_NPROCESSORS_ONLN);
+	long threads = DEFAULT_THREADS;
 	bool migrate = false, check = false;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -339,6 +403,15 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case 't': {
+			char *end;
+			threads = strtol(optarg, &end, 10);
+			if (*end || threads < 1 || threads > MAX_THREADS) {
+				fprintf(stderr, "ee-api: --threads must be 1..%d\n", MAX_THREADS);
+				return 2;
+			}
+			break;
+		}
 		case 'm': migrate = true; break;
 		case 'c': check = true; break;
 		case 'h': usage(stdout); return 0;
@@ -349,6 +422,7 @@ int main(int argc, char **argv)
 		workers = 1;
 
 	ee_log_init("ee-api", EE_LOG_INFO);
+	commit_group_init(&commits);
 	struct ee_config cfg;
 	struct ee_error err;
 	if (config_load(&cfg, &err) != 0) {
@@ -372,16 +446,16 @@ int main(int argc, char **argv)
 		rc = run_check_ledger(&cfg);
 	} else if (listen_addr) {
 		FCGX_Init();
-		rc = run_supervisor(listen_addr, (int)workers, &cfg);
+		rc = run_supervisor(listen_addr, (int)workers, (int)threads, &cfg);
 	} else {
 		const char *fds = getenv("LISTEN_FDS"), *pid = getenv("LISTEN_PID");
 		FCGX_Init();
 		if (fds && pid && atoi(fds) >= 1 && atol(pid) == (long)getpid())
-			rc = run_fastcgi_worker(3, &cfg); /* systemd socket activation */
+			rc = run_fastcgi_worker(3, (int)threads, &cfg); /* systemd socket activation */
 		else if (FCGX_IsCGI())
 			rc = run_cgi(&cfg);
 		else
-			rc = run_fastcgi_worker(0, &cfg);
+			rc = run_fastcgi_worker(0, (int)threads, &cfg);
 	}
 	config_free(&cfg);
 	return rc;

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "commit.h"
 #include "idempotency.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -232,84 +233,104 @@ static bool content_type_acceptable(const char *ct)
 	       media_type_is(ct, n, "application/x-www-form-urlencoded");
 }
 
+/* A money-moving request as one job of a group commit (commit.h). */
+struct money_job {
+	struct commit_job job;
+	struct api_context *ctx;
+	const struct money_op *op;
+	void *args;
+	const char *key;
+	char request_hash[65];
+	struct json_object *result;
+	bool replayed;
+	int replay_status;
+};
+
+/*
+ * Runs on the thread leading the batch, with its connection; the request's
+ * own thread waits meanwhile, so its context is used as if it ran itself.
+ */
+static int money_job_run(void *arg, struct ee_db *db, struct ee_error *err)
+{
+	struct money_job *m = arg;
+	if (m->key) {
+		bool found = false;
+		if (idempotency_lookup(db, m->op->scope, m->key, m->request_hash, &found,
+		                       &m->replay_status, &m->ctx->res->body, err) != 0)
+			return -1;
+		if (found) {
+			m->replayed = true;
+			return 0;
+		}
+	}
+	struct api_context on_db = *m->ctx;
+	on_db.db = db;
+	if (m->op->apply(&on_db, m->args, &m->result, err) != 0)
+		return -1;
+	size_t len;
+	const char *text = json_text(m->result, &len);
+	if (m->key &&
+	    idempotency_store(db, m->op->scope, m->key, m->request_hash, 200, text, err) != 0)
+		return -1;
+	return 0;
+}
+
+/* The same key with another body is a different request, not a retry. */
+static int request_hash(struct api_context *ctx, char out[65])
+{
+	struct buf material;
+	buf_init(&material);
+	buf_printf(&material, "%s %s\n", ctx->req->method, ctx->req->path);
+	buf_append(&material, ctx->req->body ? ctx->req->body : "", ctx->req->body_len);
+	int rc = material.failed ? -1 : 0;
+	if (rc == 0)
+		util_sha256_hex(material.data, material.len, out);
+	buf_free(&material);
+	return rc;
+}
+
 static void run_money_op(struct api_context *ctx, const struct money_op *op)
 {
 	struct ee_error *err = &ctx->err;
-	const char *key = ctx->req->idempotency_key;
-	if (key && !idempotency_key_valid(key)) {
+	struct money_job m = {.ctx = ctx, .op = op, .key = ctx->req->idempotency_key};
+	if (m.key && !idempotency_key_valid(m.key)) {
 		api_respond_error(ctx, 400, "invalid_idempotency_key");
 		return;
 	}
-	void *args = calloc(1, op->args_size);
-	if (!args) {
+	m.args = calloc(1, op->args_size);
+	if (!m.args) {
 		api_respond_error(ctx, 503, "out_of_memory");
 		return;
 	}
-	struct json_object *result = NULL;
-	struct ee_db *db = NULL;
-	if (op->parse(ctx, args, err) != 0) {
+	if (op->parse(ctx, m.args, err) != 0) {
 		api_respond_ee_error(ctx, err);
 		goto out;
 	}
-	if (!(db = api_db(ctx)))
+	struct ee_db *db = api_db(ctx);
+	if (!db)
 		goto out;
-
-	char request_hash[65] = "";
-	if (key) {
-		/* The same key with another body is a different request, not a retry. */
-		struct buf material;
-		buf_init(&material);
-		buf_printf(&material, "%s %s\n", ctx->req->method, ctx->req->path);
-		buf_append(&material, ctx->req->body ? ctx->req->body : "", ctx->req->body_len);
-		if (material.failed) {
-			buf_free(&material);
-			api_respond_error(ctx, 503, "out_of_memory");
-			goto out;
-		}
-		util_sha256_hex(material.data, material.len, request_hash);
-		buf_free(&material);
-	}
-	if (db_begin_write(db, err) != 0) {
-		api_respond_ee_error(ctx, err);
+	if (m.key && request_hash(ctx, m.request_hash) != 0) {
+		api_respond_error(ctx, 503, "out_of_memory");
 		goto out;
 	}
-	if (key) {
-		bool found = false;
-		int status = 0;
-		if (idempotency_lookup(db, op->scope, key, request_hash, &found, &status,
-		                       &ctx->res->body, err) != 0) {
-			db_rollback(db);
-			api_respond_ee_error(ctx, err);
-			goto out;
-		}
-		if (found) {
-			db_rollback(db);
-			ctx->res->status = status;
-			ctx->res->content_type = "application/json";
-			api_add_header(ctx, "Idempotent-Replayed", "true");
-			goto out;
-		}
+	m.job.run = money_job_run;
+	m.job.arg = &m;
+	if (commit_group_run(ctx->commits, db, &m.job) != 0) {
+		api_respond_ee_error(ctx, &m.job.err);
+		goto out;
 	}
-	if (op->apply(ctx, args, &result, err) != 0) {
-		db_rollback(db);
-		api_respond_ee_error(ctx, err);
+	if (m.replayed) {
+		ctx->res->status = m.replay_status;
+		ctx->res->content_type = "application/json";
+		api_add_header(ctx, "Idempotent-Replayed", "true");
 		goto out;
 	}
 	size_t len;
-	const char *text = json_text(result, &len);
-	if (key && idempotency_store(db, op->scope, key, request_hash, 200, text, err) != 0) {
-		db_rollback(db);
-		api_respond_ee_error(ctx, err);
-		goto out;
-	}
-	if (db_commit(db, err) != 0) {
-		api_respond_ee_error(ctx, err);
-		goto out;
-	}
+	const char *text = json_text(m.result, &len);
 	api_respond_text(ctx, 200, "application/json", text, len);
 out:
-	json_object_put(result);
-	free(args);
+	json_object_put(m.result);
+	free(m.args);
 }
 
 void api_handle(struct api_context *ctx)

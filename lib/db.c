@@ -25,6 +25,7 @@ struct ee_db {
 	sqlite3 *handle;
 	sqlite3_stmt *stmts[DB_STMT_COUNT];
 	sqlite3_stmt *begin_immediate, *begin_deferred, *commit, *rollback;
+	sqlite3_stmt *savepoint, *release, *rollback_to;
 	int busy_timeout_ms;
 	int64_t busy_since_us; /* when the current wait began (busy_wait's first call) */
 	int64_t busy_last_us;  /* busy_wait's latest call */
@@ -273,7 +274,10 @@ int db_open(const char *path, const struct ee_db_options *opts, struct ee_db **o
 	    prepare(db, "BEGIN IMMEDIATE", &db->begin_immediate, err) != 0 ||
 	    prepare(db, "BEGIN", &db->begin_deferred, err) != 0 ||
 	    prepare(db, "COMMIT", &db->commit, err) != 0 ||
-	    prepare(db, "ROLLBACK", &db->rollback, err) != 0 || migrate(db, err) != 0) {
+	    prepare(db, "ROLLBACK", &db->rollback, err) != 0 ||
+	    prepare(db, "SAVEPOINT step", &db->savepoint, err) != 0 ||
+	    prepare(db, "RELEASE step", &db->release, err) != 0 ||
+	    prepare(db, "ROLLBACK TO step", &db->rollback_to, err) != 0 || migrate(db, err) != 0) {
 		db_close(db);
 		return -1;
 	}
@@ -291,6 +295,9 @@ void db_close(struct ee_db *db)
 	sqlite3_finalize(db->begin_deferred);
 	sqlite3_finalize(db->commit);
 	sqlite3_finalize(db->rollback);
+	sqlite3_finalize(db->savepoint);
+	sqlite3_finalize(db->release);
+	sqlite3_finalize(db->rollback_to);
 	sqlite3_close(db->handle);
 	free(db);
 }
@@ -354,26 +361,30 @@ void db_rollback(struct ee_db *db)
 	sqlite3_reset(db->rollback);
 }
 
+int db_savepoint(struct ee_db *db, struct ee_error *err)
+{
+	return step_control(db, db->savepoint, err);
+}
+
+int db_release(struct ee_db *db, struct ee_error *err)
+{
+	return step_control(db, db->release, err);
+}
+
+void db_rollback_to(struct ee_db *db)
+{
+	if (sqlite3_get_autocommit(db->handle))
+		return; /* the whole transaction is gone already */
+	/* ROLLBACK TO keeps the savepoint open; RELEASE ends it with nothing in it. */
+	sqlite3_step(db->rollback_to);
+	sqlite3_reset(db->rollback_to);
+	sqlite3_step(db->release);
+	sqlite3_reset(db->release);
+}
+
 bool db_in_transaction(struct ee_db *db) { return !sqlite3_get_autocommit(db->handle); }
 
 bool db_read_only(struct ee_db *db) { return sqlite3_db_readonly(db->handle, "main") == 1; }
-
-bool db_reopen(struct ee_db **db, const char *path, const struct ee_db_options *opts)
-{
-	if (*db && db_in_transaction(*db))
-		return false;
-	/* The old handle goes first: connections of one process share the file's
-	 * WAL index, and one opened read-only would keep the new one read-only. */
-	db_close(*db);
-	*db = NULL;
-	struct ee_error err;
-	if (db_open(path, opts, db, &err) != 0)
-		return false;
-	if (db_read_only(*db))
-		return false;
-	log_info("database %s writable again", path);
-	return true;
-}
 
 void db_set_busy_timeout(struct ee_db *db, int ms)
 {

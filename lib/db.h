@@ -50,17 +50,22 @@ int db_commit(struct ee_db *db, struct ee_error *err);
 void db_rollback(struct ee_db *db);
 bool db_in_transaction(struct ee_db *db);
 /*
+ * One step of a larger write transaction (fcgi/commit.c): db_savepoint
+ * opens it, db_release keeps its changes, db_rollback_to undoes them and
+ * closes it.  A step's failure then costs the other steps nothing.  Some
+ * errors (SQLITE_FULL, I/O) make SQLite roll back the whole transaction:
+ * callers check db_in_transaction after a failed step.
+ */
+int db_savepoint(struct ee_db *db, struct ee_error *err);
+int db_release(struct ee_db *db, struct ee_error *err);
+void db_rollback_to(struct ee_db *db);
+/*
  * True when SQLite opened the file read-only because it could not open it
  * for writing (permissions, a read-only file system).  Such a handle stays
- * read-only after the fault is fixed: the caller reopens it (db_reopen).
+ * read-only after the fault is fixed: the caller closes it and opens the
+ * file again (fcgi/handlers_common.c, api_db).
  */
 bool db_read_only(struct ee_db *db);
-/*
- * Closes *db and opens the file again (outside a transaction only; false
- * and nothing done inside one).  True when the new handle is writable;
- * false when it is read-only again, or *db is NULL because the open failed.
- */
-bool db_reopen(struct ee_db **db, const char *path, const struct ee_db_options *opts);
 /* How long this handle waits for another writer (sqlite3_busy_timeout). */
 void db_set_busy_timeout(struct ee_db *db, int ms);
 

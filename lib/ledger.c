@@ -1,6 +1,7 @@
 /* ledger.c - double-entry movements, usage locks and settlement; see ledger.h. */
 #include "ledger.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,9 +26,11 @@ struct posting {
  */
 static int new_id(char out[LEDGER_ID_LEN + 1], struct ee_error *err)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	static int64_t last_ms;
 	static unsigned counter;
 	int64_t now = time_now_ms();
+	pthread_mutex_lock(&lock);
 	if (now > last_ms) {
 		last_ms = now;
 		counter = 0;
@@ -35,8 +38,10 @@ static int new_id(char out[LEDGER_ID_LEN + 1], struct ee_error *err)
 		last_ms++; /* 65,536 ids in one millisecond: borrow the next one */
 		counter = 0;
 	}
-	snprintf(out, LEDGER_ID_LEN + 1, "%012llx%04x", (unsigned long long)last_ms & 0xffffffffffffULL,
-	         counter);
+	int64_t ms = last_ms;
+	unsigned n = counter;
+	pthread_mutex_unlock(&lock);
+	snprintf(out, LEDGER_ID_LEN + 1, "%012llx%04x", (unsigned long long)ms & 0xffffffffffffULL, n);
 	if (util_random_hex(out + 16, (LEDGER_ID_LEN - 16) / 2) != 0)
 		return ee_fail(err, 503, "entropy_unavailable");
 	return 0;

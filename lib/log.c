@@ -1,6 +1,7 @@
 /* log.c - timestamped single-line messages on stderr; see log.h. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,10 +77,14 @@ void ee_log(enum ee_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The limits' counters: ee-api's threads share a call site's limit. */
+static pthread_mutex_t limit_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void ee_log_limited(struct log_limit *limit, enum ee_log_level level, const char *fmt, ...)
 {
 	if (level > log_level)
 		return;
+	pthread_mutex_lock(&limit_lock);
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -89,6 +94,7 @@ void ee_log_limited(struct log_limit *limit, enum ee_log_level level, const char
 	}
 	if (limit->written >= limit->burst) {
 		limit->suppressed++;
+		pthread_mutex_unlock(&limit_lock);
 		return;
 	}
 	limit->written++;
@@ -97,6 +103,7 @@ void ee_log_limited(struct log_limit *limit, enum ee_log_level level, const char
 		snprintf(suffix, sizeof(suffix), " (and %lu more like this, not logged)",
 		         limit->suppressed);
 	limit->suppressed = 0;
+	pthread_mutex_unlock(&limit_lock);
 	va_list ap;
 	va_start(ap, fmt);
 	log_write(level, suffix, fmt, ap);

@@ -24,8 +24,7 @@ void ee_log(enum ee_log_level level, const char *fmt, ...)
  * A line that remote input can cause again and again (a flood of sockets,
  * of oversized messages, of forged quotes) goes through a limit kept at its
  * call site: at most `burst` lines a minute, the rest counted and the count
- * told in the next line that is written.  Not for use by several threads
- * on one limit.
+ * told in the next line that is written.  Threads may share a limit.
  */
 struct log_limit {
 	int burst;            /* lines a minute; set it where the limit is declared */

@@ -575,6 +575,9 @@ static int retry_all(const char *tag, const struct op *ops, const struct outcome
 	struct chaos c;
 	int64_t ms;
 	char name[64];
+	/* The clients retry once the service is back: the run may have ended
+	 * while the restarted master was still coming up. */
+	CHECK(wait_api(10000), "ee-api did not come back after the run (see %s)", st.dir);
 	snprintf(name, sizeof(name), "%s-retry", tag);
 	CHECK(run_ops(name, ops, n, clients, false, retry, &c, &ms), "a client process died");
 	snprintf(name, sizeof(name), "%s-again", tag);
