@@ -54,12 +54,17 @@ void api_respond_json(struct api_context *ctx, int status, struct json_object *p
 
 void api_respond_error(struct api_context *ctx, int status, const char *reason)
 {
-	struct json_object *o = json_object_new_object();
-	json_put_string(o, "error", reason);
 	if (status == 503)
 		api_add_header(ctx, "Retry-After", "1");
-	api_respond_json(ctx, status, o);
-	json_object_put(o);
+	struct buf *body = &ctx->res->body;
+	buf_reset(body);
+	struct json_writer w;
+	json_writer_init(&w, body);
+	json_write_object_begin(&w, NULL);
+	json_write_string(&w, "error", reason);
+	json_write_object_end(&w);
+	ctx->res->status = status;
+	ctx->res->content_type = "application/json";
 }
 
 void api_respond_ee_error(struct api_context *ctx, const struct ee_error *err)

@@ -211,3 +211,157 @@ const char *json_text(struct json_object *obj, size_t *len)
 	return json_object_to_json_string_length(
 		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 }
+
+/* ---- the writer ---- */
+
+int json_append_string(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (buf_append(b, "\"", 1) != 0)
+		return -1;
+	size_t run = 0; /* start of the bytes not yet copied, which need no escape */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue; /* UTF-8 and DEL go through as they are, as json-c writes them */
+		if (buf_append(b, s + run, i - run) != 0)
+			return -1;
+		run = i + 1;
+		char esc[6] = {'\\', 0, 0, 0, 0, 0};
+		size_t n = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		}
+		if (buf_append(b, esc, n) != 0)
+			return -1;
+	}
+	if (buf_append(b, s + run, len - run) != 0)
+		return -1;
+	return buf_append(b, "\"", 1);
+}
+
+void json_writer_init(struct json_writer *w, struct buf *out)
+{
+	w->out = out;
+	w->depth = 0;
+	w->nonempty = 0;
+}
+
+/* The separator and key before a value at the current depth. */
+static void write_prefix(struct json_writer *w, const char *key)
+{
+	uint32_t bit = UINT32_C(1) << w->depth;
+	if (w->nonempty & bit)
+		buf_append(w->out, ",", 1);
+	w->nonempty |= bit;
+	if (key) {
+		json_append_string(w->out, key, strlen(key));
+		buf_append(w->out, ":", 1);
+	}
+}
+
+static void open_container(struct json_writer *w, const char *key, char open)
+{
+	write_prefix(w, key);
+	if (w->depth >= EE_JSON_MAX_DEPTH) {
+		w->out->failed = true;
+		return;
+	}
+	w->depth++;
+	w->nonempty &= ~(UINT32_C(1) << w->depth);
+	buf_append(w->out, &open, 1);
+}
+
+static void close_container(struct json_writer *w, char close)
+{
+	if (w->depth <= 0) {
+		w->out->failed = true;
+		return;
+	}
+	w->depth--;
+	buf_append(w->out, &close, 1);
+}
+
+void json_write_object_begin(struct json_writer *w, const char *key) { open_container(w, key, '{'); }
+void json_write_object_end(struct json_writer *w) { close_container(w, '}'); }
+void json_write_array_begin(struct json_writer *w, const char *key) { open_container(w, key, '['); }
+void json_write_array_end(struct json_writer *w) { close_container(w, ']'); }
+
+void json_write_string_len(struct json_writer *w, const char *key, const char *value, size_t len)
+{
+	write_prefix(w, key);
+	if (value)
+		json_append_string(w->out, value, len);
+	else
+		buf_append(w->out, "null", 4);
+}
+
+void json_write_string(struct json_writer *w, const char *key, const char *value)
+{
+	json_write_string_len(w, key, value, value ? strlen(value) : 0);
+}
+
+void json_write_int(struct json_writer *w, const char *key, int64_t value)
+{
+	write_prefix(w, key);
+	char text[24];
+	char *p = text + sizeof(text);
+	/* Negated as unsigned so that INT64_MIN needs no special case. */
+	uint64_t u = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (value < 0)
+		*--p = '-';
+	buf_append(w->out, p, (size_t)(text + sizeof(text) - p));
+}
+
+void json_write_bool(struct json_writer *w, const char *key, bool value)
+{
+	write_prefix(w, key);
+	if (value)
+		buf_append(w->out, "true", 4);
+	else
+		buf_append(w->out, "false", 5);
+}
+
+void json_write_null(struct json_writer *w, const char *key)
+{
+	write_prefix(w, key);
+	buf_append(w->out, "null", 4);
+}
+
+void json_write_time(struct json_writer *w, const char *key, int64_t unix_ms)
+{
+	if (unix_ms <= 0) {
+		json_write_null(w, key);
+		return;
+	}
+	write_prefix(w, key);
+	char text[EE_RFC3339_MAX + 2];
+	text[0] = '"';
+	time_format_rfc3339(unix_ms, text + 1);
+	size_t n = strlen(text);
+	text[n] = '"';
+	buf_append(w->out, text, n + 1);
+}
+
+void json_write_raw(struct json_writer *w, const char *key, const char *json, size_t len)
+{
+	write_prefix(w, key);
+	buf_append(w->out, json, len);
+}
