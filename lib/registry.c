@@ -71,10 +71,22 @@ struct agent_row {
 	bool ws_connected;
 };
 
+/* Column text into out, cut to fit; "" for NULL. */
 static void copy_column(sqlite3_stmt *stmt, int col, char *out, size_t size)
 {
 	const char *s = db_column_text(stmt, col);
-	snprintf(out, size, "%s", s ? s : "");
+	size_t n = s ? strnlen(s, size - 1) : 0;
+	memcpy(out, s ? s : "", n);
+	out[n] = '\0';
+}
+
+/* Appends text at *at inside out[size], cut to fit, kept NUL-terminated. */
+static void append_bounded(char *out, size_t size, size_t *at, const char *text)
+{
+	size_t n = strnlen(text, size - 1 - *at);
+	memcpy(out + *at, text, n);
+	*at += n;
+	out[*at] = '\0';
 }
 
 static void read_agent(sqlite3_stmt *stmt, struct agent_row *a)
@@ -206,11 +218,17 @@ static void write_app(sqlite3_stmt *stmt, int *rc, const struct registry_policy 
 	/* The documented short form. */
 	json_write_string(w, "status", state);
 	char endpoint[EE_APP_NAME_MAX + 256];
-	if (policy->domain)
-		snprintf(endpoint, sizeof(endpoint), "https://%s.app.%s", app_name, policy->domain);
-	else
-		snprintf(endpoint, sizeof(endpoint), "/v1/proxy/%s", app_name);
-	json_write_string(w, "endpoint", endpoint);
+	size_t at = 0;
+	if (policy->domain) {
+		append_bounded(endpoint, sizeof(endpoint), &at, "https://");
+		append_bounded(endpoint, sizeof(endpoint), &at, app_name);
+		append_bounded(endpoint, sizeof(endpoint), &at, ".app.");
+		append_bounded(endpoint, sizeof(endpoint), &at, policy->domain);
+	} else {
+		append_bounded(endpoint, sizeof(endpoint), &at, "/v1/proxy/");
+		append_bounded(endpoint, sizeof(endpoint), &at, app_name);
+	}
+	json_write_string_len(w, "endpoint", endpoint, at);
 	json_write_time(w, "last_attest", have ? chosen.last_attested_at : 0);
 	json_write_int(w, "agents_total", total);
 	json_write_int(w, "agents_allowed", allowed_count);
@@ -254,11 +272,12 @@ int registry_write_apps(struct ee_db *db, const struct registry_policy *policy, 
 	sqlite3_stmt *stmt = db_stmt(db, SQL_APPS_WITH_AGENTS, err);
 	if (!stmt)
 		return -1;
-	db_bind_int64(stmt, 1, REGISTRY_LIST_MAX);
 	json_write_array_begin(w, key);
 	int rc = sqlite3_step(stmt);
-	while (rc == SQLITE_ROW)
+	for (int listed = 0; rc == SQLITE_ROW && listed < REGISTRY_LIST_MAX; listed++)
 		write_app(stmt, &rc, policy, now_ms, false, w, NULL);
+	if (rc == SQLITE_ROW)
+		rc = SQLITE_DONE; /* more apps than a listing shows */
 	json_write_array_end(w);
 	sqlite3_reset(stmt);
 	if (rc != SQLITE_DONE)
