@@ -214,15 +214,46 @@ const char *json_text(struct json_object *obj, size_t *len)
 
 /* ---- the writer ---- */
 
+static bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+
+/* Room for n more bytes, written by the caller at the returned pointer; NULL when out of memory. */
+static char *buf_extend(struct buf *b, size_t n)
+{
+	if (buf_reserve(b, n) != 0)
+		return NULL;
+	char *p = b->data + b->len;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return p;
+}
+
+static size_t plain_prefix(const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len && !needs_escape((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
 int json_append_string(struct buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
+	/* The usual case, nothing to escape: one copy. */
+	if (plain_prefix(s, len) == len) {
+		char *p = buf_extend(b, len + 2);
+		if (!p)
+			return -1;
+		p[0] = '"';
+		memcpy(p + 1, s, len);
+		p[len + 1] = '"';
+		return 0;
+	}
 	if (buf_append(b, "\"", 1) != 0)
 		return -1;
 	size_t run = 0; /* start of the bytes not yet copied, which need no escape */
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
+		if (!needs_escape(c))
 			continue; /* UTF-8 and DEL go through as they are, as json-c writes them */
 		if (buf_append(b, s + run, i - run) != 0)
 			return -1;
@@ -264,11 +295,26 @@ void json_writer_init(struct json_writer *w, struct buf *out)
 static void write_prefix(struct json_writer *w, const char *key)
 {
 	uint32_t bit = UINT32_C(1) << w->depth;
-	if (w->nonempty & bit)
-		buf_append(w->out, ",", 1);
+	bool comma = (w->nonempty & bit) != 0;
 	w->nonempty |= bit;
+	size_t klen = key ? strlen(key) : 0;
+	if (key && plain_prefix(key, klen) == klen) {
+		/* ,"key": in one piece */
+		char *p = buf_extend(w->out, comma + klen + 3);
+		if (!p)
+			return;
+		if (comma)
+			*p++ = ',';
+		*p++ = '"';
+		memcpy(p, key, klen);
+		p[klen] = '"';
+		p[klen + 1] = ':';
+		return;
+	}
+	if (comma)
+		buf_append(w->out, ",", 1);
 	if (key) {
-		json_append_string(w->out, key, strlen(key));
+		json_append_string(w->out, key, klen);
 		buf_append(w->out, ":", 1);
 	}
 }
