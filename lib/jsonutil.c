@@ -398,12 +398,17 @@ void json_write_time(struct json_writer *w, const char *key, int64_t unix_ms)
 		return;
 	}
 	write_prefix(w, key);
-	char text[EE_RFC3339_MAX + 2];
-	text[0] = '"';
-	time_format_rfc3339(unix_ms, text + 1);
-	size_t n = strlen(text);
-	text[n] = '"';
-	buf_append(w->out, text, n + 1);
+	/* Formatted in place: room for the quotes and the longest text, then cut to size. */
+	size_t room = EE_RFC3339_MAX + 1;
+	char *p = buf_extend(w->out, room);
+	if (!p)
+		return;
+	p[0] = '"';
+	time_format_rfc3339(unix_ms, p + 1);
+	size_t n = strlen(p + 1);
+	p[n + 1] = '"';
+	w->out->len -= room - (n + 2);
+	w->out->data[w->out->len] = '\0';
 }
 
 void json_write_raw(struct json_writer *w, const char *key, const char *json, size_t len)
