@@ -214,12 +214,22 @@ const char *json_text(struct json_object *obj, size_t *len)
 
 /* ---- the writer ---- */
 
-static bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+/* The bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
+static const bool escaped_byte[256] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+	[0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+	[0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+	[0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
+
+static bool needs_escape(unsigned char c) { return escaped_byte[c]; }
 
 /* Room for n more bytes, written by the caller at the returned pointer; NULL when out of memory. */
 static char *buf_extend(struct buf *b, size_t n)
 {
-	if (buf_reserve(b, n) != 0)
+	/* The usual case, room already there, without a call. */
+	if ((b->failed || b->cap - b->len <= n) && buf_reserve(b, n) != 0)
 		return NULL;
 	char *p = b->data + b->len;
 	b->len += n;
