@@ -274,17 +274,12 @@ void handle_balance(struct api_context *ctx)
 		api_respond_ee_error(ctx, &ctx->err);
 		return;
 	}
-	struct buf *body = &ctx->res->body;
-	buf_reset(body);
 	struct json_writer w;
-	json_writer_init(&w, body);
-	json_write_object_begin(&w, NULL);
+	json_write_object_begin(api_begin_json(ctx, 200, &w), NULL);
 	json_write_string(&w, "account_id", account);
 	json_write_int(&w, "balance_cents", bal.balance_cents);
 	json_write_int(&w, "locked_cents", bal.locked_cents);
 	json_write_object_end(&w);
-	ctx->res->status = 200;
-	ctx->res->content_type = "application/json";
 }
 
 #define ENTRIES_DEFAULT_LIMIT 100

@@ -32,15 +32,6 @@ static const char *app_segment(struct api_context *ctx, int index, bool resolve_
 	return app;
 }
 
-/* Starts a JSON answer written in place; the caller's errors replace it. */
-static struct json_writer *begin_json(struct api_context *ctx, struct json_writer *w)
-{
-	buf_reset(&ctx->res->body);
-	ctx->res->content_type = "application/json";
-	json_writer_init(w, &ctx->res->body);
-	return w;
-}
-
 void handle_resolve(struct api_context *ctx)
 {
 	const char *app = app_segment(ctx, 2, true);
@@ -50,7 +41,7 @@ void handle_resolve(struct api_context *ctx)
 	struct json_writer w;
 	bool allowed;
 	if (registry_write_app_status(db, &ctx->policy, app, time_now_ms(), false,
-	                              begin_json(ctx, &w), &allowed, &ctx->err) != 0) {
+	                              api_begin_json(ctx, 200, &w), &allowed, &ctx->err) != 0) {
 		if (ctx->err.status == 404)
 			api_respond_text(ctx, 404, "application/json",
 			                 JSON_TEXT("{\"allowed\":false,\"reason\":\"unknown_app\"}"));
@@ -67,13 +58,12 @@ void handle_apps_list(struct api_context *ctx)
 	if (!db)
 		return;
 	struct json_writer w;
-	json_write_object_begin(begin_json(ctx, &w), NULL);
+	json_write_object_begin(api_begin_json(ctx, 200, &w), NULL);
 	if (registry_write_apps(db, &ctx->policy, time_now_ms(), &w, "apps", &ctx->err) != 0) {
 		api_respond_ee_error(ctx, &ctx->err);
 		return;
 	}
 	json_write_object_end(&w);
-	ctx->res->status = 200;
 }
 
 void handle_app_get(struct api_context *ctx)
@@ -85,9 +75,8 @@ void handle_app_get(struct api_context *ctx)
 	struct json_writer w;
 	bool allowed;
 	if (registry_write_app_status(db, &ctx->policy, app, time_now_ms(), true,
-	                              begin_json(ctx, &w), &allowed, &ctx->err) != 0) {
+	                              api_begin_json(ctx, 200, &w), &allowed, &ctx->err) != 0) {
 		api_respond_ee_error(ctx, &ctx->err);
 		return;
 	}
-	ctx->res->status = 200;
 }

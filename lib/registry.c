@@ -1,8 +1,6 @@
 /* registry.c - app and agent state and the allowed decision; see registry.h. */
 #include "registry.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "jsonutil.h"
