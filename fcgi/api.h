@@ -18,6 +18,7 @@
 #include "config.h"
 #include "db.h"
 #include "error.h"
+#include "jsonutil.h"
 #include "ledger.h"
 #include "ratelimit.h"
 #include "registry.h"
@@ -72,6 +73,11 @@ void api_release_db(struct api_context *ctx);
 
 /* Responses. */
 void api_respond_json(struct api_context *ctx, int status, struct json_object *payload);
+/*
+ * Starts a JSON answer written in place (no json-c tree): the body is
+ * emptied and w writes into it.  A later api_respond_* replaces it.
+ */
+struct json_writer *api_begin_json(struct api_context *ctx, int status, struct json_writer *w);
 void api_respond_text(struct api_context *ctx, int status, const char *content_type,
                       const char *body, size_t len);
 /* {"error": reason} with the status the error carries. */

@@ -71,14 +71,23 @@ void api_respond_json(struct api_context *ctx, int status, struct json_object *p
 	api_respond_text(ctx, status, "application/json", text, len);
 }
 
+struct json_writer *api_begin_json(struct api_context *ctx, int status, struct json_writer *w)
+{
+	ctx->res->status = status;
+	ctx->res->content_type = "application/json";
+	buf_reset(&ctx->res->body);
+	json_writer_init(w, &ctx->res->body);
+	return w;
+}
+
 void api_respond_error(struct api_context *ctx, int status, const char *reason)
 {
-	struct json_object *o = json_object_new_object();
-	json_put_string(o, "error", reason);
 	if (status == 503)
 		api_add_header(ctx, "Retry-After", "1");
-	api_respond_json(ctx, status, o);
-	json_object_put(o);
+	struct json_writer w;
+	json_write_object_begin(api_begin_json(ctx, status, &w), NULL);
+	json_write_string(&w, "error", reason);
+	json_write_object_end(&w);
 }
 
 void api_respond_ee_error(struct api_context *ctx, const struct ee_error *err)

@@ -7,41 +7,86 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef const char *(*param_fn)(void *source, const char *name);
+extern char **environ;
 
-static const char *fcgi_param(void *source, const char *name)
-{
-	return FCGX_GetParam(name, ((FCGX_Request *)source)->envp);
-}
+/*
+ * The variables ee-api reads, found in one pass over the environment
+ * (libfcgi's FCGX_GetParam and getenv would each scan it once per name).
+ * As with those, the first occurrence of a name wins.
+ */
+enum param {
+	PARAM_METHOD,
+	PARAM_AUTHORIZATION,
+	PARAM_CONTENT_TYPE,
+	PARAM_IDEMPOTENCY_KEY,
+	PARAM_REMOTE_ADDR,
+	PARAM_FORWARDED_FOR,
+	PARAM_QUERY,
+	PARAM_URI,
+	PARAM_SCRIPT_NAME,
+	PARAM_PATH_INFO,
+	PARAM_CONTENT_LENGTH,
+	PARAM_COUNT
+};
 
-static const char *cgi_param(void *source, const char *name)
+#define PARAM_NAME(s) {s, sizeof(s) - 1}
+static const struct {
+	const char *name;
+	size_t len;
+} param_names[PARAM_COUNT] = {
+	[PARAM_METHOD] = PARAM_NAME("REQUEST_METHOD"),
+	[PARAM_AUTHORIZATION] = PARAM_NAME("HTTP_AUTHORIZATION"),
+	[PARAM_CONTENT_TYPE] = PARAM_NAME("CONTENT_TYPE"),
+	[PARAM_IDEMPOTENCY_KEY] = PARAM_NAME("HTTP_IDEMPOTENCY_KEY"),
+	[PARAM_REMOTE_ADDR] = PARAM_NAME("REMOTE_ADDR"),
+	[PARAM_FORWARDED_FOR] = PARAM_NAME("HTTP_X_FORWARDED_FOR"),
+	[PARAM_QUERY] = PARAM_NAME("QUERY_STRING"),
+	[PARAM_URI] = PARAM_NAME("REQUEST_URI"),
+	[PARAM_SCRIPT_NAME] = PARAM_NAME("SCRIPT_NAME"),
+	[PARAM_PATH_INFO] = PARAM_NAME("PATH_INFO"),
+	[PARAM_CONTENT_LENGTH] = PARAM_NAME("CONTENT_LENGTH"),
+};
+
+static void find_params(char **envp, const char *value[PARAM_COUNT])
 {
-	(void)source;
-	return getenv(name);
+	for (int k = 0; k < PARAM_COUNT; k++)
+		value[k] = NULL;
+	for (char **e = envp; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		size_t n = (size_t)(eq - *e);
+		for (int k = 0; k < PARAM_COUNT; k++) {
+			if (param_names[k].len == n && !value[k] && memcmp(param_names[k].name, *e, n) == 0) {
+				value[k] = eq + 1;
+				break;
+			}
+		}
+	}
 }
 
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
 /* Fills method, path, query and the headers handlers use. */
-static void read_params(struct api_request *req, param_fn param, void *source)
+static void read_params(struct api_request *req, const char *const param[PARAM_COUNT])
 {
-	req->method = or_empty(param(source, "REQUEST_METHOD"));
-	req->authorization = param(source, "HTTP_AUTHORIZATION");
-	req->content_type = param(source, "CONTENT_TYPE");
-	req->idempotency_key = param(source, "HTTP_IDEMPOTENCY_KEY");
-	req->remote_addr = or_empty(param(source, "REMOTE_ADDR"));
-	req->forwarded_for = param(source, "HTTP_X_FORWARDED_FOR");
-	req->query = or_empty(param(source, "QUERY_STRING"));
+	req->method = or_empty(param[PARAM_METHOD]);
+	req->authorization = param[PARAM_AUTHORIZATION];
+	req->content_type = param[PARAM_CONTENT_TYPE];
+	req->idempotency_key = param[PARAM_IDEMPOTENCY_KEY];
+	req->remote_addr = or_empty(param[PARAM_REMOTE_ADDR]);
+	req->forwarded_for = param[PARAM_FORWARDED_FOR];
+	req->query = or_empty(param[PARAM_QUERY]);
 
 	/* REQUEST_URI is what the client asked for, whatever the server rewrote it to. */
-	const char *uri = param(source, "REQUEST_URI");
+	const char *uri = param[PARAM_URI];
 	const char *path = uri;
 	size_t len;
 	if (uri && *uri) {
 		const char *q = strchr(uri, '?');
 		len = q ? (size_t)(q - uri) : strlen(uri);
 		/* Called as /cgi-bin/ee-api.cgi/v1/...: the script's own name is not part of the route. */
-		const char *script = param(source, "SCRIPT_NAME");
+		const char *script = param[PARAM_SCRIPT_NAME];
 		size_t slen = script ? strlen(script) : 0;
 		if (slen > 1 && len >= slen && strncmp(uri, script, slen) == 0 &&
 		    (len == slen || uri[slen] == '/')) {
@@ -49,7 +94,7 @@ static void read_params(struct api_request *req, param_fn param, void *source)
 			len -= slen;
 		}
 	} else {
-		path = or_empty(param(source, "PATH_INFO"));
+		path = or_empty(param[PARAM_PATH_INFO]);
 		len = strlen(path);
 	}
 	if (len == 0) {
@@ -77,22 +122,52 @@ static long long content_length(const char *text)
 	return n;
 }
 
+/* Reads up to len bytes, fewer only at the end of the input or on an error. */
+static int read_stream(FCGX_Stream *in, char *out, int len)
+{
+	int got = 0;
+	while (got < len) {
+		int n = FCGX_GetStr(out + got, len - got, in);
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	return got;
+}
+
 void http_read_fcgi(FCGX_Request *fcgi, struct api_request *req, size_t max_body)
 {
+	const char *param[PARAM_COUNT];
+	find_params(fcgi->envp, param);
 	memset(req, 0, sizeof(*req));
-	read_params(req, fcgi_param, fcgi);
-	long long declared = content_length(fcgi_param(fcgi, "CONTENT_LENGTH"));
+	read_params(req, param);
+	long long declared = content_length(param[PARAM_CONTENT_LENGTH]);
 	if (declared == -2 || declared > (long long)max_body) {
 		req->body_too_large = true;
 		return;
 	}
 	size_t cap = declared >= 0 ? (size_t)declared : max_body + 1;
-	req->body = malloc(cap + 1);
-	if (!req->body) {
-		req->body_too_large = true;
-		return;
-	}
 	size_t got = 0;
+	if (declared < 0) {
+		/* No length given: most such requests have no body at all.  Look
+		 * first, so that they do not cost an allocation of max_body. */
+		char first[1024];
+		got = (size_t)read_stream(fcgi->in, first, sizeof(first));
+		if (got < sizeof(first))
+			cap = got;
+		req->body = malloc(cap + 1);
+		if (!req->body) {
+			req->body_too_large = true;
+			return;
+		}
+		memcpy(req->body, first, got);
+	} else {
+		req->body = malloc(cap + 1);
+		if (!req->body) {
+			req->body_too_large = true;
+			return;
+		}
+	}
 	while (got < cap) {
 		int n = FCGX_GetStr(req->body + got, (int)(cap - got > 65536 ? 65536 : cap - got),
 		                    fcgi->in);
@@ -108,9 +183,11 @@ void http_read_fcgi(FCGX_Request *fcgi, struct api_request *req, size_t max_body
 
 void http_read_cgi(struct api_request *req, size_t max_body)
 {
+	const char *param[PARAM_COUNT];
+	find_params(environ, param);
 	memset(req, 0, sizeof(*req));
-	read_params(req, cgi_param, NULL);
-	long long declared = content_length(getenv("CONTENT_LENGTH"));
+	read_params(req, param);
+	long long declared = content_length(param[PARAM_CONTENT_LENGTH]);
 	if (declared == -2 || declared > (long long)max_body) {
 		req->body_too_large = true;
 		return;
@@ -165,18 +242,48 @@ void http_response_free(struct api_response *res)
 	buf_free(&res->body);
 }
 
-/* The header block both front ends write. */
-static void format_head(const struct api_response *res, struct buf *out)
+/* Where the header block goes: libfcgi's output stream, or a buffer for CGI. */
+typedef void (*emit_fn)(void *sink, const char *data, size_t len);
+
+static void emit_fcgi(void *sink, const char *data, size_t len)
 {
-	const struct api_response *r = res;
+	FCGX_PutStr(data, (int)len, (FCGX_Stream *)sink);
+}
+
+static void emit_buf(void *sink, const char *data, size_t len) { buf_append(sink, data, len); }
+
+static void emit_str(emit_fn emit, void *sink, const char *s) { emit(sink, s, strlen(s)); }
+
+static void emit_size(emit_fn emit, void *sink, size_t n)
+{
+	char text[24];
+	char *p = text + sizeof(text);
+	do {
+		*--p = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	emit(sink, p, (size_t)(text + sizeof(text) - p));
+}
+
+#define EMIT_LITERAL(emit, sink, s) emit(sink, s, sizeof(s) - 1)
+
+/* The header block both front ends write, in pieces (no formatting pass, no buffer). */
+static void write_head(const struct api_response *r, emit_fn emit, void *sink)
+{
 	bool failed = r->body.failed || r->headers.failed;
 	int status = failed ? 500 : r->status;
-	buf_printf(out, "Status: %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	           "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
-	           status, util_http_status_text(status), r->content_type, failed ? 0 : r->body.len);
+	EMIT_LITERAL(emit, sink, "Status: ");
+	emit_size(emit, sink, status > 0 ? (size_t)status : 0);
+	emit(sink, " ", 1);
+	emit_str(emit, sink, util_http_status_text(status));
+	EMIT_LITERAL(emit, sink, "\r\nContent-Type: ");
+	emit_str(emit, sink, r->content_type);
+	EMIT_LITERAL(emit, sink, "\r\nContent-Length: ");
+	emit_size(emit, sink, failed ? 0 : r->body.len);
+	EMIT_LITERAL(emit, sink, "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
 	if (!failed && r->headers.len)
-		buf_append(out, r->headers.data, r->headers.len);
-	buf_puts(out, "\r\n");
+		emit(sink, r->headers.data, r->headers.len);
+	EMIT_LITERAL(emit, sink, "\r\n");
 }
 
 static bool is_head(const struct api_request *req) { return strcmp(req->method, "HEAD") == 0; }
@@ -184,14 +291,9 @@ static bool is_head(const struct api_request *req) { return strcmp(req->method, 
 void http_write_fcgi(FCGX_Request *fcgi, const struct api_request *req,
                      const struct api_response *res)
 {
-	struct buf head;
-	buf_init(&head);
-	format_head(res, &head);
-	if (!head.failed)
-		FCGX_PutStr(head.data, (int)head.len, fcgi->out);
+	write_head(res, emit_fcgi, fcgi->out);
 	if (!is_head(req) && res->body.len && !res->body.failed && !res->headers.failed)
 		FCGX_PutStr(res->body.data, (int)res->body.len, fcgi->out);
-	buf_free(&head);
 }
 
 static void write_all(int fd, const char *data, size_t len)
@@ -211,7 +313,7 @@ void http_write_cgi(const struct api_request *req, const struct api_response *re
 {
 	struct buf head;
 	buf_init(&head);
-	format_head(res, &head);
+	write_head(res, emit_buf, &head);
 	if (!head.failed)
 		write_all(STDOUT_FILENO, head.data, head.len);
 	if (!is_head(req) && res->body.len && !res->body.failed && !res->headers.failed)

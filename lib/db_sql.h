@@ -125,12 +125,25 @@ DB_STMT(SQL_APP_GET,
 	"SELECT app_name, repo FROM apps WHERE app_name = ?1")
 DB_STMT(SQL_APP_INSERT,
 	"INSERT INTO apps (app_name, repo, created_at) VALUES (?1, ?2, ?3)")
-DB_STMT(SQL_APPS_LIST,
-	"SELECT app_name, repo FROM apps ORDER BY app_name LIMIT ?1")
-DB_STMT(SQL_AGENTS_OF_APP,
-	"SELECT agent_id, release_tag, network, registered_at, registration_expires_at, sealed,"
-	" attestation_status, health_status, ws_connected, tunnel_id, last_attested_at,"
-	" last_health_at FROM app_agents WHERE app_name = ?1 ORDER BY registered_at DESC, agent_id")
+/* An app with its agents in one statement (one snapshot, no explicit read
+ * transaction): a row per agent, newest first, or one row of NULL agent
+ * columns for an app without agents.  Columns 0-11 are the agent's, then
+ * repo and app_name; registry.c reads them by these positions.  The index
+ * app_agents_by_app_newest (migration 3) gives the order without a sort. */
+#define SQL_APP_AGENT_COLUMNS \
+	"g.agent_id, g.release_tag, g.network, g.registered_at, g.registration_expires_at," \
+	" g.sealed, g.attestation_status, g.health_status, g.ws_connected, g.tunnel_id," \
+	" g.last_attested_at, g.last_health_at, a.repo, a.app_name"
+DB_STMT(SQL_APP_WITH_AGENTS,
+	"SELECT " SQL_APP_AGENT_COLUMNS " FROM apps a LEFT JOIN app_agents g ON g.app_name = a.app_name"
+	" WHERE a.app_name = ?1 ORDER BY g.registered_at DESC, g.agent_id")
+/* Every app, by name; the caller stops after as many apps as it lists.
+ * a.rowid: apps.app_name may hold NULL as far as SQLite knows, so only
+ * (app_name, rowid) tells the planner the outer order is strict, and the
+ * agents' order then comes from the index without a sort. */
+DB_STMT(SQL_APPS_WITH_AGENTS,
+	"SELECT " SQL_APP_AGENT_COLUMNS " FROM apps a LEFT JOIN app_agents g ON g.app_name = a.app_name"
+	" ORDER BY a.app_name, a.rowid, g.registered_at DESC, g.agent_id")
 DB_STMT(SQL_AGENT_UPSERT,
 	"INSERT INTO app_agents (agent_id, app_name, release_tag, network, registered_at,"
 	" registration_expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?5)"

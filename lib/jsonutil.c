@@ -211,3 +211,218 @@ const char *json_text(struct json_object *obj, size_t *len)
 	return json_object_to_json_string_length(
 		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, len);
 }
+
+/* ---- the writer ---- */
+
+/* The bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
+static const bool escaped_byte[256] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+	[0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+	[0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+	[0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
+
+static bool needs_escape(unsigned char c) { return escaped_byte[c]; }
+
+/* Room for n more bytes, written by the caller at the returned pointer; NULL when out of memory. */
+static char *buf_extend(struct buf *b, size_t n)
+{
+	/* The usual case, room already there, without a call. */
+	if ((b->failed || b->cap - b->len <= n) && buf_reserve(b, n) != 0)
+		return NULL;
+	char *p = b->data + b->len;
+	b->len += n;
+	b->data[b->len] = '\0';
+	return p;
+}
+
+static size_t plain_prefix(const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len && !needs_escape((unsigned char)s[i]))
+		i++;
+	return i;
+}
+
+int json_append_string(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	/* The usual case, nothing to escape: one copy. */
+	if (plain_prefix(s, len) == len) {
+		char *p = buf_extend(b, len + 2);
+		if (!p)
+			return -1;
+		p[0] = '"';
+		memcpy(p + 1, s, len);
+		p[len + 1] = '"';
+		return 0;
+	}
+	if (buf_append(b, "\"", 1) != 0)
+		return -1;
+	size_t run = 0; /* start of the bytes not yet copied, which need no escape */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (!needs_escape(c))
+			continue; /* UTF-8 and DEL go through as they are, as json-c writes them */
+		if (buf_append(b, s + run, i - run) != 0)
+			return -1;
+		run = i + 1;
+		char esc[6] = {'\\', 0, 0, 0, 0, 0};
+		size_t n = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 0xf];
+			n = 6;
+		}
+		if (buf_append(b, esc, n) != 0)
+			return -1;
+	}
+	if (buf_append(b, s + run, len - run) != 0)
+		return -1;
+	return buf_append(b, "\"", 1);
+}
+
+void json_writer_init(struct json_writer *w, struct buf *out)
+{
+	w->out = out;
+	w->depth = 0;
+	w->nonempty = 0;
+}
+
+/* The separator and key before a value at the current depth. */
+static void write_prefix(struct json_writer *w, const char *key)
+{
+	uint32_t bit = UINT32_C(1) << w->depth;
+	bool comma = (w->nonempty & bit) != 0;
+	w->nonempty |= bit;
+	size_t klen = key ? strlen(key) : 0;
+	if (key && plain_prefix(key, klen) == klen) {
+		/* ,"key": in one piece */
+		char *p = buf_extend(w->out, comma + klen + 3);
+		if (!p)
+			return;
+		if (comma)
+			*p++ = ',';
+		*p++ = '"';
+		memcpy(p, key, klen);
+		p[klen] = '"';
+		p[klen + 1] = ':';
+		return;
+	}
+	if (comma)
+		buf_append(w->out, ",", 1);
+	if (key) {
+		json_append_string(w->out, key, klen);
+		buf_append(w->out, ":", 1);
+	}
+}
+
+static void open_container(struct json_writer *w, const char *key, char open)
+{
+	write_prefix(w, key);
+	if (w->depth >= EE_JSON_MAX_DEPTH) {
+		w->out->failed = true;
+		return;
+	}
+	w->depth++;
+	w->nonempty &= ~(UINT32_C(1) << w->depth);
+	buf_append(w->out, &open, 1);
+}
+
+static void close_container(struct json_writer *w, char close)
+{
+	if (w->depth <= 0) {
+		w->out->failed = true;
+		return;
+	}
+	w->depth--;
+	buf_append(w->out, &close, 1);
+}
+
+void json_write_object_begin(struct json_writer *w, const char *key) { open_container(w, key, '{'); }
+void json_write_object_end(struct json_writer *w) { close_container(w, '}'); }
+void json_write_array_begin(struct json_writer *w, const char *key) { open_container(w, key, '['); }
+void json_write_array_end(struct json_writer *w) { close_container(w, ']'); }
+
+void json_write_string_len(struct json_writer *w, const char *key, const char *value, size_t len)
+{
+	write_prefix(w, key);
+	if (value)
+		json_append_string(w->out, value, len);
+	else
+		buf_append(w->out, "null", 4);
+}
+
+void json_write_string(struct json_writer *w, const char *key, const char *value)
+{
+	json_write_string_len(w, key, value, value ? strlen(value) : 0);
+}
+
+void json_write_int(struct json_writer *w, const char *key, int64_t value)
+{
+	write_prefix(w, key);
+	char text[24];
+	char *p = text + sizeof(text);
+	/* Negated as unsigned so that INT64_MIN needs no special case. */
+	uint64_t u = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (value < 0)
+		*--p = '-';
+	buf_append(w->out, p, (size_t)(text + sizeof(text) - p));
+}
+
+void json_write_bool(struct json_writer *w, const char *key, bool value)
+{
+	write_prefix(w, key);
+	if (value)
+		buf_append(w->out, "true", 4);
+	else
+		buf_append(w->out, "false", 5);
+}
+
+void json_write_null(struct json_writer *w, const char *key)
+{
+	write_prefix(w, key);
+	buf_append(w->out, "null", 4);
+}
+
+void json_write_time(struct json_writer *w, const char *key, int64_t unix_ms)
+{
+	if (unix_ms <= 0) {
+		json_write_null(w, key);
+		return;
+	}
+	write_prefix(w, key);
+	/* Formatted in place: room for the quotes and the longest text, then cut to size. */
+	size_t room = EE_RFC3339_MAX + 1;
+	char *p = buf_extend(w->out, room);
+	if (!p)
+		return;
+	p[0] = '"';
+	time_format_rfc3339(unix_ms, p + 1);
+	size_t n = strlen(p + 1);
+	p[n + 1] = '"';
+	w->out->len -= room - (n + 2);
+	w->out->data[w->out->len] = '\0';
+}
+
+void json_write_raw(struct json_writer *w, const char *key, const char *json, size_t len)
+{
+	write_prefix(w, key);
+	buf_append(w->out, json, len);
+}

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "util.h"
 
 #define EE_JSON_MAX_DEPTH 16
 
@@ -46,5 +47,41 @@ void json_put_bool(struct json_object *obj, const char *key, bool value);
 void json_put_time(struct json_object *obj, const char *key, int64_t unix_ms);
 /* Serialises without escaping '/'; the string belongs to obj. */
 const char *json_text(struct json_object *obj, size_t *len);
+
+/*
+ * A JSON writer: an answer whose fields are known is written straight into
+ * a buffer, without building a json-c tree first (the read endpoints'
+ * answers, on every request).  The text is what json_text would write for
+ * the same tree: no spaces, '/' not escaped, the same escapes.
+ *
+ * Every value call takes the key it is written under inside an object, or
+ * NULL inside an array and at the top.  Calls cannot fail one by one: an
+ * allocation failure marks the buffer (buf.failed), which the caller checks
+ * once at the end.  Nesting deeper than EE_JSON_MAX_DEPTH marks it too.
+ */
+struct json_writer {
+	struct buf *out;
+	int depth;
+	uint32_t nonempty; /* bit d: the container at depth d has a value, the next needs ',' */
+};
+
+void json_writer_init(struct json_writer *w, struct buf *out);
+void json_write_object_begin(struct json_writer *w, const char *key);
+void json_write_object_end(struct json_writer *w);
+void json_write_array_begin(struct json_writer *w, const char *key);
+void json_write_array_end(struct json_writer *w);
+/* NULL writes null. */
+void json_write_string(struct json_writer *w, const char *key, const char *value);
+void json_write_string_len(struct json_writer *w, const char *key, const char *value, size_t len);
+void json_write_int(struct json_writer *w, const char *key, int64_t value);
+void json_write_bool(struct json_writer *w, const char *key, bool value);
+void json_write_null(struct json_writer *w, const char *key);
+/* RFC 3339 UTC; 0 or less writes null, as json_put_time. */
+void json_write_time(struct json_writer *w, const char *key, int64_t unix_ms);
+/* A value that is already JSON text (the caller vouches for it). */
+void json_write_raw(struct json_writer *w, const char *key, const char *json, size_t len);
+
+/* Appends s as a quoted JSON string, escaped as json-c escapes it; -1 when out of memory. */
+int json_append_string(struct buf *b, const char *s, size_t len);
 
 #endif

@@ -1,8 +1,6 @@
 /* registry.c - app and agent state and the allowed decision; see registry.h. */
 #include "registry.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "jsonutil.h"
@@ -71,10 +69,22 @@ struct agent_row {
 	bool ws_connected;
 };
 
+/* Column text into out, cut to fit; "" for NULL. */
 static void copy_column(sqlite3_stmt *stmt, int col, char *out, size_t size)
 {
 	const char *s = db_column_text(stmt, col);
-	snprintf(out, size, "%s", s ? s : "");
+	size_t n = s ? strnlen(s, size - 1) : 0;
+	memcpy(out, s ? s : "", n);
+	out[n] = '\0';
+}
+
+/* Appends text at *at inside out[size], cut to fit, kept NUL-terminated. */
+static void append_bounded(char *out, size_t size, size_t *at, const char *text)
+{
+	size_t n = strnlen(text, size - 1 - *at);
+	memcpy(out + *at, text, n);
+	*at += n;
+	out[*at] = '\0';
 }
 
 static void read_agent(sqlite3_stmt *stmt, struct agent_row *a)
@@ -112,40 +122,61 @@ static bool agent_allowed(const struct agent_row *a, const struct registry_polic
 	       (a->sealed || !registry_network_requires_sealed(a->network));
 }
 
-static struct json_object *agent_json(const struct agent_row *a,
-                                      const struct registry_policy *policy, int64_t now)
+static void write_agent(struct json_writer *w, const struct agent_row *a,
+                        const struct registry_policy *policy, int64_t now)
 {
-	struct json_object *o = json_object_new_object();
-	json_put_string(o, "agent_id", a->agent_id);
-	json_put_string(o, "release_tag", a->release_tag);
-	json_put_string(o, "network", a->network);
-	json_put_time(o, "registered_at", a->registered_at);
-	json_put_time(o, "registration_expires_at", a->expires_at);
-	json_put_string(o, "registration_state", registration_state(a, policy, now));
-	json_put_bool(o, "sealed", a->sealed);
-	json_put_string(o, "attestation_status", a->attestation_status);
-	json_put_string(o, "health_status", a->health_status);
-	json_put_bool(o, "ws_connected", a->ws_connected);
-	json_put_time(o, "last_attested_at", a->last_attested_at);
-	json_put_time(o, "last_health_at", a->last_health_at);
-	json_put_bool(o, "allowed", agent_allowed(a, policy, now));
-	return o;
+	json_write_object_begin(w, NULL);
+	json_write_string(w, "agent_id", a->agent_id);
+	json_write_string(w, "release_tag", a->release_tag);
+	json_write_string(w, "network", a->network);
+	json_write_time(w, "registered_at", a->registered_at);
+	json_write_time(w, "registration_expires_at", a->expires_at);
+	json_write_string(w, "registration_state", registration_state(a, policy, now));
+	json_write_bool(w, "sealed", a->sealed);
+	json_write_string(w, "attestation_status", a->attestation_status);
+	json_write_string(w, "health_status", a->health_status);
+	json_write_bool(w, "ws_connected", a->ws_connected);
+	json_write_time(w, "last_attested_at", a->last_attested_at);
+	json_write_time(w, "last_health_at", a->last_health_at);
+	json_write_bool(w, "allowed", agent_allowed(a, policy, now));
+	json_write_object_end(w);
 }
 
-/* Builds the payload of an app whose row has just been read. */
-static int app_payload(struct ee_db *db, const struct registry_policy *policy,
-                       const char *app_name, const char *repo, int64_t now, bool with_agents,
-                       struct json_object **out, bool *allowed_out, struct ee_error *err)
+/* Columns of SQL_APP_WITH_AGENTS and SQL_APPS_WITH_AGENTS after the agent's. */
+#define COL_REPO 12
+#define COL_APP_NAME 13
+
+static bool same_app(sqlite3_stmt *stmt, const char *app_name)
 {
-	sqlite3_stmt *stmt = db_stmt(db, SQL_AGENTS_OF_APP, err);
-	if (!stmt)
-		return -1;
-	db_bind_text(stmt, 1, app_name);
+	const char *name = db_column_text(stmt, COL_APP_NAME);
+	return name && strcmp(name, app_name) == 0;
+}
+
+/*
+ * Writes the payload of the app whose first row stmt has just stepped to
+ * (*rc is SQLITE_ROW), reading that app's rows; leaves *rc at the step
+ * after them: the next app's first row, SQLITE_DONE, or an error (and
+ * then writes nothing).
+ */
+static void write_app(sqlite3_stmt *stmt, int *rc, const struct registry_policy *policy,
+                      int64_t now, bool with_agents, struct json_writer *w, bool *allowed_out)
+{
+	char app_name[EE_APP_NAME_MAX + 1], repo[REGISTRY_REPO_MAX + 1];
+	copy_column(stmt, COL_APP_NAME, app_name, sizeof(app_name));
+	copy_column(stmt, COL_REPO, repo, sizeof(repo));
 	struct agent_row chosen, row;
 	bool have = false, chosen_allowed = false;
-	int total = 0, allowed_count = 0, rc;
-	struct json_object *agents = with_agents ? json_object_new_array() : NULL;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	int total = 0, allowed_count = 0;
+	/* The agents array goes last in the payload but is known first. */
+	struct buf agents_text;
+	struct json_writer agents;
+	buf_init(&agents_text);
+	json_writer_init(&agents, &agents_text);
+	if (with_agents)
+		json_write_array_begin(&agents, NULL);
+	do {
+		if (sqlite3_column_type(stmt, 0) == SQLITE_NULL)
+			continue; /* the LEFT JOIN's row of an app without agents */
 		read_agent(stmt, &row);
 		bool ok = agent_allowed(&row, policy, now);
 		total++;
@@ -155,48 +186,115 @@ static int app_payload(struct ee_db *db, const struct registry_policy *policy,
 			chosen_allowed = ok;
 			have = true;
 		}
-		if (agents)
-			json_object_array_add(agents, agent_json(&row, policy, now));
+		if (with_agents)
+			write_agent(&agents, &row, policy, now);
+	} while ((*rc = sqlite3_step(stmt)) == SQLITE_ROW && same_app(stmt, app_name));
+	if (*rc != SQLITE_ROW && *rc != SQLITE_DONE) {
+		buf_free(&agents_text);
+		return; /* nothing written: the caller reports the error */
 	}
-	sqlite3_reset(stmt);
-	if (rc != SQLITE_DONE) {
-		json_object_put(agents);
-		return db_fail(db, rc, err);
-	}
+	if (with_agents)
+		json_write_array_end(&agents);
 
-	struct json_object *o = json_object_new_object();
-	json_put_string(o, "app_name", app_name);
-	json_put_string(o, "repo", repo);
 	const char *state = have ? registration_state(&chosen, policy, now) : "expired";
-	json_put_string(o, "release_tag", have ? chosen.release_tag : NULL);
-	json_put_string(o, "network", have ? chosen.network : NULL);
-	json_put_string(o, "agent_id", have ? chosen.agent_id : NULL);
-	json_put_time(o, "registered_at", have ? chosen.registered_at : 0);
-	json_put_time(o, "registration_expires_at", have ? chosen.expires_at : 0);
-	json_put_string(o, "registration_state", state);
-	json_put_bool(o, "sealed", have && chosen.sealed);
-	json_put_string(o, "attestation_status", have ? chosen.attestation_status : "unknown");
-	json_put_string(o, "health_status", have ? chosen.health_status : "unknown");
-	json_put_bool(o, "ws_connected", have && chosen.ws_connected);
-	json_put_time(o, "last_attested_at", have ? chosen.last_attested_at : 0);
-	json_put_time(o, "last_health_at", have ? chosen.last_health_at : 0);
-	json_put_bool(o, "allowed", chosen_allowed);
+	json_write_object_begin(w, NULL);
+	json_write_string(w, "app_name", app_name);
+	json_write_string(w, "repo", repo);
+	json_write_string(w, "release_tag", have ? chosen.release_tag : NULL);
+	json_write_string(w, "network", have ? chosen.network : NULL);
+	json_write_string(w, "agent_id", have ? chosen.agent_id : NULL);
+	json_write_time(w, "registered_at", have ? chosen.registered_at : 0);
+	json_write_time(w, "registration_expires_at", have ? chosen.expires_at : 0);
+	json_write_string(w, "registration_state", state);
+	json_write_bool(w, "sealed", have && chosen.sealed);
+	json_write_string(w, "attestation_status", have ? chosen.attestation_status : "unknown");
+	json_write_string(w, "health_status", have ? chosen.health_status : "unknown");
+	json_write_bool(w, "ws_connected", have && chosen.ws_connected);
+	json_write_time(w, "last_attested_at", have ? chosen.last_attested_at : 0);
+	json_write_time(w, "last_health_at", have ? chosen.last_health_at : 0);
+	json_write_bool(w, "allowed", chosen_allowed);
 	/* The documented short form. */
-	json_put_string(o, "status", state);
+	json_write_string(w, "status", state);
 	char endpoint[EE_APP_NAME_MAX + 256];
-	if (policy->domain)
-		snprintf(endpoint, sizeof(endpoint), "https://%s.app.%s", app_name, policy->domain);
-	else
-		snprintf(endpoint, sizeof(endpoint), "/v1/proxy/%s", app_name);
-	json_put_string(o, "endpoint", endpoint);
-	json_put_time(o, "last_attest", have ? chosen.last_attested_at : 0);
-	json_put_int(o, "agents_total", total);
-	json_put_int(o, "agents_allowed", allowed_count);
-	if (agents)
-		json_object_object_add(o, "agents", agents);
-	*out = o;
+	size_t at = 0;
+	if (policy->domain) {
+		append_bounded(endpoint, sizeof(endpoint), &at, "https://");
+		append_bounded(endpoint, sizeof(endpoint), &at, app_name);
+		append_bounded(endpoint, sizeof(endpoint), &at, ".app.");
+		append_bounded(endpoint, sizeof(endpoint), &at, policy->domain);
+	} else {
+		append_bounded(endpoint, sizeof(endpoint), &at, "/v1/proxy/");
+		append_bounded(endpoint, sizeof(endpoint), &at, app_name);
+	}
+	json_write_string_len(w, "endpoint", endpoint, at);
+	json_write_time(w, "last_attest", have ? chosen.last_attested_at : 0);
+	json_write_int(w, "agents_total", total);
+	json_write_int(w, "agents_allowed", allowed_count);
+	if (with_agents) {
+		if (agents_text.failed)
+			w->out->failed = true;
+		else
+			json_write_raw(w, "agents", agents_text.data, agents_text.len);
+	}
+	json_write_object_end(w);
+	buf_free(&agents_text);
 	if (allowed_out)
 		*allowed_out = chosen_allowed;
+}
+
+int registry_write_app_status(struct ee_db *db, const struct registry_policy *policy,
+                              const char *app_name, int64_t now_ms, bool with_agents,
+                              struct json_writer *w, bool *allowed, struct ee_error *err)
+{
+	*allowed = false;
+	sqlite3_stmt *stmt = db_stmt(db, SQL_APP_WITH_AGENTS, err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, app_name);
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		write_app(stmt, &rc, policy, now_ms, with_agents, w, allowed);
+	else if (rc == SQLITE_DONE)
+		rc = SQLITE_NOTFOUND;
+	sqlite3_reset(stmt);
+	if (rc == SQLITE_NOTFOUND)
+		return ee_fail(err, 404, "unknown_app");
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, err);
+	return 0;
+}
+
+int registry_write_apps(struct ee_db *db, const struct registry_policy *policy, int64_t now_ms,
+                        struct json_writer *w, const char *key, struct ee_error *err)
+{
+	sqlite3_stmt *stmt = db_stmt(db, SQL_APPS_WITH_AGENTS, err);
+	if (!stmt)
+		return -1;
+	json_write_array_begin(w, key);
+	int rc = sqlite3_step(stmt);
+	for (int listed = 0; rc == SQLITE_ROW && listed < REGISTRY_LIST_MAX; listed++)
+		write_app(stmt, &rc, policy, now_ms, false, w, NULL);
+	if (rc == SQLITE_ROW)
+		rc = SQLITE_DONE; /* more apps than a listing shows */
+	json_write_array_end(w);
+	sqlite3_reset(stmt);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, err);
+	return 0;
+}
+
+/* The tree form of a payload just written, for callers that read fields back. */
+static int payload_tree(struct buf *text, struct json_object **out, struct ee_error *err)
+{
+	if (text->failed)
+		return ee_fail(err, 503, "out_of_memory");
+	struct json_tokener *tok = json_tokener_new_ex(EE_JSON_MAX_DEPTH + 1);
+	if (!tok)
+		return ee_fail(err, 503, "out_of_memory");
+	*out = json_tokener_parse_ex(tok, text->data, (int)text->len);
+	json_tokener_free(tok);
+	if (!*out)
+		return ee_fail(err, 500, "internal_error");
 	return 0;
 }
 
@@ -205,93 +303,30 @@ int registry_app_status(struct ee_db *db, const struct registry_policy *policy,
                         struct json_object **out, bool *allowed, struct ee_error *err)
 {
 	*out = NULL;
-	bool own_txn = !db_in_transaction(db);
-	if (own_txn && db_begin_read(db, err) != 0)
-		return -1;
-	int result = -1;
-	sqlite3_stmt *stmt = db_stmt(db, SQL_APP_GET, err);
-	if (!stmt)
-		goto done;
-	db_bind_text(stmt, 1, app_name);
-	int rc = sqlite3_step(stmt);
-	if (rc == SQLITE_DONE) {
-		sqlite3_reset(stmt);
-		ee_fail(err, 404, "unknown_app");
-		goto done;
-	}
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(stmt);
-		db_fail(db, rc, err);
-		goto done;
-	}
-	char repo[REGISTRY_REPO_MAX + 1];
-	copy_column(stmt, 1, repo, sizeof(repo));
-	sqlite3_reset(stmt);
-	result = app_payload(db, policy, app_name, repo, now_ms, with_agents, out, allowed, err);
-done:
-	if (own_txn)
-		db_rollback(db);
-	return result;
+	struct buf text;
+	struct json_writer w;
+	buf_init(&text);
+	json_writer_init(&w, &text);
+	int rc = registry_write_app_status(db, policy, app_name, now_ms, with_agents, &w, allowed, err);
+	if (rc == 0)
+		rc = payload_tree(&text, out, err);
+	buf_free(&text);
+	return rc;
 }
 
 int registry_list_apps(struct ee_db *db, const struct registry_policy *policy, int64_t now_ms,
                        struct json_object **out, struct ee_error *err)
 {
 	*out = NULL;
-	bool own_txn = !db_in_transaction(db);
-	if (own_txn && db_begin_read(db, err) != 0)
-		return -1;
-	/* Names first: the agent query reuses the connection's statements. */
-	struct names {
-		char name[EE_APP_NAME_MAX + 1];
-		char repo[REGISTRY_REPO_MAX + 1];
-	} *names = NULL;
-	size_t count = 0, cap = 0;
-	int result = -1;
-	struct json_object *list = NULL;
-	sqlite3_stmt *stmt = db_stmt(db, SQL_APPS_LIST, err);
-	if (!stmt)
-		goto done;
-	db_bind_int64(stmt, 1, REGISTRY_LIST_MAX);
-	int rc;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t next = cap ? cap * 2 : 64;
-			void *p = realloc(names, next * sizeof(*names));
-			if (!p) {
-				sqlite3_reset(stmt);
-				ee_fail(err, 503, "out_of_memory");
-				goto done;
-			}
-			names = p;
-			cap = next;
-		}
-		copy_column(stmt, 0, names[count].name, sizeof(names[count].name));
-		copy_column(stmt, 1, names[count].repo, sizeof(names[count].repo));
-		count++;
-	}
-	sqlite3_reset(stmt);
-	if (rc != SQLITE_DONE) {
-		db_fail(db, rc, err);
-		goto done;
-	}
-	list = json_object_new_array();
-	for (size_t i = 0; i < count; i++) {
-		struct json_object *payload;
-		if (app_payload(db, policy, names[i].name, names[i].repo, now_ms, false, &payload, NULL,
-		                err) != 0)
-			goto done;
-		json_object_array_add(list, payload);
-	}
-	*out = list;
-	list = NULL;
-	result = 0;
-done:
-	json_object_put(list);
-	free(names);
-	if (own_txn)
-		db_rollback(db);
-	return result;
+	struct buf text;
+	struct json_writer w;
+	buf_init(&text);
+	json_writer_init(&w, &text);
+	int rc = registry_write_apps(db, policy, now_ms, &w, NULL, err);
+	if (rc == 0)
+		rc = payload_tree(&text, out, err);
+	buf_free(&text);
+	return rc;
 }
 
 int registry_app_binding(struct ee_db *db, const char *app_name, char repo[REGISTRY_REPO_MAX + 1],

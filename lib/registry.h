@@ -22,6 +22,7 @@
 
 #include "db.h"
 #include "error.h"
+#include "jsonutil.h"
 
 #define REGISTRY_REPO_MAX 200
 #define REGISTRY_TAG_MAX 128
@@ -40,12 +41,23 @@ bool registry_network_requires_sealed(const char *network);
 bool registry_valid_repo(const char *repo, size_t len);
 bool registry_valid_release_tag(const char *tag, size_t len);
 
-/* The status payload of one app; 404 "unknown_app".  *allowed mirrors the payload. */
+/*
+ * The status payload of one app, written to w (ee-api's answer, without a
+ * tree); 404 "unknown_app" with nothing written.  *allowed mirrors the
+ * payload.  One statement: one snapshot, inside or outside a transaction.
+ */
+int registry_write_app_status(struct ee_db *db, const struct registry_policy *policy,
+                              const char *app_name, int64_t now_ms, bool with_agents,
+                              struct json_writer *w, bool *allowed, struct ee_error *err);
+/* Every app's status payload, by name, as one array written to w under key (NULL: none). */
+int registry_write_apps(struct ee_db *db, const struct registry_policy *policy, int64_t now_ms,
+                        struct json_writer *w, const char *key, struct ee_error *err);
+
+/* The same payloads as json-c trees, for callers that read fields back. */
 int registry_app_status(struct ee_db *db, const struct registry_policy *policy,
                         const char *app_name, int64_t now_ms, bool with_agents,
                         struct json_object **out, bool *allowed, struct ee_error *err);
 
-/* Every app's status payload, by name. */
 int registry_list_apps(struct ee_db *db, const struct registry_policy *policy, int64_t now_ms,
                        struct json_object **out, struct ee_error *err);
 

@@ -414,6 +414,113 @@ static void seed_app(const char *app, const char *repo, const char *agent, const
 	stack_seed_agent(&st, &a);
 }
 
+/* Runs SQL on the stack's database directly (rows ee-tunneld would write). */
+static void exec_sql(const char *sql)
+{
+	struct ee_db *db = stack_db(&st);
+	CHECK(db != NULL);
+	if (!db)
+		return;
+	char *msg = NULL;
+	CHECK(sqlite3_exec(db_handle(db), sql, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", sql,
+	      msg ? msg : "");
+	sqlite3_free(msg);
+	db_close(db);
+}
+
+static const char *agent_id_at(struct json_object *agents, size_t i)
+{
+	struct json_object *a = json_object_array_get_idx(agents, i), *id = NULL;
+	return a && json_object_object_get_ex(a, "agent_id", &id) ? json_object_get_string(id) : NULL;
+}
+
+static bool is_type(const struct http_result *r, const char *key, enum json_type type)
+{
+	struct json_object *v = NULL;
+	return r->json && json_object_object_get_ex(r->json, key, &v) && json_object_is_type(v, type);
+}
+
+/* After test_registry: shapes and orders the registry's answers keep. */
+static void test_registry_shapes(void)
+{
+	struct http_result r;
+	exec_sql("INSERT INTO apps (app_name, repo, created_at) VALUES ('bare-app', 'org/bare', 1)");
+
+	test_case("resolve an app without agents: 403, nulls, expired, no agents");
+	stack_request(&st, "GET", "/v1/resolve/bare-app", NULL, NULL, &r);
+	CHECK_INT(r.status, 403);
+	CHECK(is_type(&r, "allowed", json_type_boolean) && !http_json_bool(&r, "allowed", true));
+	CHECK(is_type(&r, "sealed", json_type_boolean) && !http_json_bool(&r, "sealed", true));
+	CHECK(is_type(&r, "agent_id", json_type_null));
+	CHECK(is_type(&r, "release_tag", json_type_null));
+	CHECK(is_type(&r, "registered_at", json_type_null));
+	CHECK(is_type(&r, "last_attest", json_type_null));
+	CHECK_STR(http_json_string(&r, "repo"), "org/bare");
+	CHECK_STR(http_json_string(&r, "registration_state"), "expired");
+	CHECK_STR(http_json_string(&r, "status"), "expired");
+	CHECK_STR(http_json_string(&r, "attestation_status"), "unknown");
+	CHECK(is_type(&r, "agents_total", json_type_int));
+	CHECK_INT(http_json_int(&r, "agents_total", -1), 0);
+	CHECK(!is_type(&r, "agents", json_type_array));
+	http_result_free(&r);
+
+	test_case("resolve's types: times are RFC 3339 strings, counts integers, flags booleans");
+	stack_request(&st, "GET", "/v1/resolve/good-app", NULL, NULL, &r);
+	CHECK(is_type(&r, "registered_at", json_type_string));
+	const char *at = http_json_string(&r, "registered_at");
+	CHECK(at && strlen(at) == 24 && at[10] == 'T' && at[23] == 'Z', "%s", at ? at : "");
+	CHECK(is_type(&r, "agents_allowed", json_type_int));
+	CHECK(is_type(&r, "ws_connected", json_type_boolean));
+	http_result_free(&r);
+
+	test_case("GET /v1/apps/{app}: agents newest first, then by id; the allowed one answers");
+	/* agent-p1 (not connected) newest; agent-p2 and agent-p0 older and tied. */
+	exec_sql("UPDATE app_agents SET registered_at = registered_at + 5000 WHERE agent_id = 'agent-p1'");
+	seed_app("pair-app", "org/pair", "agent-p0", "sandbox-1", true, true, false, false);
+	exec_sql("UPDATE app_agents SET registered_at = (SELECT registered_at FROM app_agents"
+	         " WHERE agent_id = 'agent-p2') WHERE agent_id = 'agent-p0'");
+	stack_request(&st, "GET", "/v1/apps/pair-app", TEST_ADMIN_TOKEN, NULL, &r);
+	CHECK_INT(r.status, 200);
+	struct json_object *agents = NULL;
+	CHECK(r.json && json_object_object_get_ex(r.json, "agents", &agents) &&
+	      json_object_array_length(agents) == 3);
+	CHECK_STR(agent_id_at(agents, 0), "agent-p1");
+	CHECK_STR(agent_id_at(agents, 1), "agent-p0");
+	CHECK_STR(agent_id_at(agents, 2), "agent-p2");
+	CHECK_STR(http_json_string(&r, "agent_id"), "agent-p2");
+	CHECK_INT(http_json_int(&r, "agents_total", -1), 3);
+	CHECK_INT(http_json_int(&r, "agents_allowed", -1), 1);
+	http_result_free(&r);
+
+	test_case("GET /v1/apps/{app} with no agent allowed describes the newest");
+	exec_sql("UPDATE app_agents SET health_status = 'fail' WHERE agent_id = 'agent-p2'");
+	stack_request(&st, "GET", "/v1/resolve/pair-app", NULL, NULL, &r);
+	CHECK_INT(r.status, 403);
+	CHECK_STR(http_json_string(&r, "agent_id"), "agent-p1");
+	CHECK_INT(http_json_int(&r, "agents_allowed", -1), 0);
+	http_result_free(&r);
+	exec_sql("UPDATE app_agents SET health_status = 'pass' WHERE agent_id = 'agent-p2'");
+
+	test_case("GET /v1/apps: every app once, by name, each with its own agents");
+	stack_request(&st, "GET", "/v1/apps", TEST_ADMIN_TOKEN, NULL, &r);
+	CHECK_INT(r.status, 200);
+	struct json_object *apps = NULL;
+	CHECK(r.json && json_object_object_get_ex(r.json, "apps", &apps) &&
+	      json_object_array_length(apps) == 5);
+	static const char *const names[] = {"bare-app", "good-app", "open-app", "pair-app",
+	                                    "sick-app"};
+	static const int totals[] = {0, 1, 1, 3, 1};
+	for (size_t i = 0; apps && i < 5 && i < json_object_array_length(apps); i++) {
+		struct json_object *app = json_object_array_get_idx(apps, i), *v = NULL;
+		CHECK(json_object_object_get_ex(app, "app_name", &v) &&
+		      strcmp(json_object_get_string(v), names[i]) == 0, "app %zu", i);
+		CHECK(json_object_object_get_ex(app, "agents_total", &v) &&
+		      json_object_get_int(v) == totals[i], "app %zu", i);
+		CHECK(!json_object_object_get_ex(app, "agents", &v), "app %zu lists no agents", i);
+	}
+	http_result_free(&r);
+}
+
 static void test_registry(void)
 {
 	struct http_result r;
@@ -655,6 +762,7 @@ int main(void)
 	test_nodes();
 	test_usage_and_settlement();
 	test_registry();
+	test_registry_shapes();
 	test_abuse();
 	test_ledger_entries();
 	test_cgi();
