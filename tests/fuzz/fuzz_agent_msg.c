@@ -85,6 +85,14 @@ static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_
 			if (m.request_id && *m.request_id && strlen(m.request_id) <= AGENT_REQUEST_ID_MAX) {
 				struct outbox_msg *answer =
 					backend_error_response(1, m.request_id, err.status, err.reason);
+				if (!answer)
+					abort();
+				struct json_object *o = read_back(data, size, answer->text, answer->len);
+				struct json_object *id;
+				if (!json_object_object_get_ex(o, "request_id", &id) ||
+				    strcmp(json_object_get_string(id), m.request_id) != 0)
+					fuzz_fail("the error answer does not carry the request id", data, size);
+				json_object_put(o);
 				outbox_msg_free(answer);
 			}
 		}
@@ -92,20 +100,42 @@ static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_
 	tunnel_msg_free(&m);
 }
 
+/* Text the agent wrote must read back as JSON (not checking UTF-8: values pass bytes through). */
+static struct json_object *read_back(const uint8_t *data, size_t size, const char *text,
+                                     size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	if (!tok)
+		abort();
+	struct json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+	bool whole = o && json_tokener_get_error(tok) == json_tokener_success &&
+	             json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!whole || !json_object_is_type(o, json_type_object))
+		fuzz_fail("the agent wrote JSON that does not read back", data, size);
+	return o;
+}
+
 static void fuzz_headers(const uint8_t *data, size_t size, const char *text, size_t len,
                          bool head)
 {
-	struct json_object *headers = json_object_new_object();
-	if (!headers)
-		return;
+	struct backend_headers h;
+	backend_headers_init(&h);
 	size_t start = 0;
 	while (start < len) {
 		const char *nl = memchr(text + start, '\n', len - start);
 		size_t end = nl ? (size_t)(nl - text) + 1 : len;
-		if (backend_header_line(&headers, text + start, end - start, head) != 0)
+		if (backend_header_line(&h, text + start, end - start, head) != 0)
 			break;
 		start = end;
 	}
+	struct buf out;
+	buf_init(&out);
+	if (backend_headers_json(&h, &out) != 0)
+		abort();
+	struct json_object *headers = read_back(data, size, out.data, out.len);
+	if (json_object_object_length(headers) != h.count || h.count > AGENT_HEADERS_MAX)
+		fuzz_fail("the headers object lost or gained a name", data, size);
 	json_object_object_foreach(headers, name, v)
 	{
 		size_t nlen = strlen(name);
@@ -125,6 +155,8 @@ static void fuzz_headers(const uint8_t *data, size_t size, const char *text, siz
 		}
 	}
 	json_object_put(headers);
+	buf_free(&out);
+	backend_headers_free(&h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
