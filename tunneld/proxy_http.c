@@ -81,6 +81,30 @@ static void consume(struct proxy_conn *c, size_t n)
 	c->in.data[c->in.len] = '\0';
 }
 
+/* Appends the decimal digits of n (no printf on the per-request path). */
+static void append_decimal(struct buf *b, unsigned long long n)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+	do {
+		digits[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	buf_append(b, digits + i, sizeof(digits) - i);
+}
+
+/* Appends "name: value\r\n". */
+static void append_field(struct buf *b, const char *name, size_t nlen, const char *value,
+                         size_t vlen)
+{
+	if (buf_reserve(b, nlen + vlen + 4) != 0)
+		return;
+	buf_append(b, name, nlen);
+	buf_append(b, ": ", 2);
+	buf_append(b, value, vlen);
+	buf_append(b, "\r\n", 2);
+}
+
 /* Puts a complete HTTP answer in c->out and asks to write it. */
 static void queue_answer(struct proxy_conn *c, int status, struct json_object *headers,
                          const unsigned char *body, size_t body_len, bool close)
@@ -90,7 +114,11 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 	if (close)
 		c->keep_alive = false;
 	c->close_after_write = !c->keep_alive;
-	buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, util_http_status_text(status));
+	buf_append(&c->out, "HTTP/1.1 ", 9);
+	append_decimal(&c->out, (unsigned long long)(status < 0 ? 0 : status));
+	buf_append(&c->out, " ", 1);
+	buf_puts(&c->out, util_http_status_text(status));
+	buf_append(&c->out, "\r\n", 2);
 	bool have_type = false;
 	/* HEAD: the agent may say how long the body would be; nothing else sets it. */
 	const char *head_length = NULL;
@@ -124,7 +152,7 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 					continue; /* no response splitting through an agent's header */
 				if (strcasecmp(name, "content-type") == 0)
 					have_type = true;
-				buf_printf(&c->out, "%s: %s\r\n", name, text);
+				append_field(&c->out, name, nlen, text, strlen(text));
 			}
 		}
 	}
@@ -135,9 +163,12 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 	if (!have_type && body_len)
 		buf_puts(&c->out, "Content-Type: application/octet-stream\r\n");
 	if (has_body && head_length)
-		buf_printf(&c->out, "Content-Length: %s\r\n", head_length);
-	else if (has_body)
-		buf_printf(&c->out, "Content-Length: %zu\r\n", body_len);
+		append_field(&c->out, "Content-Length", 14, head_length, strlen(head_length));
+	else if (has_body) {
+		buf_append(&c->out, "Content-Length: ", 16);
+		append_decimal(&c->out, (unsigned long long)body_len);
+		buf_append(&c->out, "\r\n", 2);
+	}
 	if (c->close_after_write)
 		buf_puts(&c->out, "Connection: close\r\n");
 	buf_puts(&c->out, "\r\n");
