@@ -167,6 +167,19 @@ struct backend_pool;
 struct backend_job *backend_job_from_request(const struct agent_config *cfg,
                                              struct json_object *request, uint64_t generation,
                                              struct ee_error *err);
+/*
+ * The same for the usual proxy_request, read from its text without json-c
+ * (plain strings, the known fields once each): the job when the text reads
+ * so and passes every check of backend_job_from_request, else NULL, and the
+ * caller goes the json-c way (tunnel_msg_parse, backend_job_from_request),
+ * which answers a refusal as before.
+ */
+struct backend_job *backend_job_from_text(const struct agent_config *cfg, const char *text,
+                                          size_t len, uint64_t generation);
+/* What the job sends, as text (tests compare the two readers with it). */
+int backend_job_describe(const struct backend_job *job, struct buf *out);
+/* The request id of a job made from a proxy_request. */
+const char *backend_job_request_id(const struct backend_job *job);
 /* A probe of EE_HEALTH_PATH whose answer is a health message. */
 struct backend_job *backend_job_health(uint64_t generation);
 void backend_job_free(struct backend_job *job);

@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,6 +203,35 @@ static int add_header(struct backend_job *job, const char *name, size_t nlen, co
 	return 0;
 }
 
+/*
+ * One field of the request, its name NUL-terminated (nlen bytes) and its
+ * value a string of vlen bytes; both proxy_request readers use it.
+ */
+static int take_header(struct backend_job *job, const char *name, size_t nlen, const char *v,
+                       size_t vlen, bool *has_accept, struct ee_error *err)
+{
+	if (nlen > AGENT_HEADER_NAME_MAX || !http_is_token(name, nlen))
+		return fail_request(err, "header_name");
+	if (!valid_header_value(v, vlen) || memchr(v, '\0', vlen))
+		return fail_request(err, "header_value");
+	if (skipped_request_header(name, nlen))
+		return 0;
+	if (strcasecmp(name, "accept") == 0)
+		*has_accept = true;
+	if (add_header(job, name, nlen, v, vlen) != 0)
+		return ee_fail(err, 500, "out_of_memory");
+	return 0;
+}
+
+/* After the request's fields: keep libcurl from adding what the client did not send. */
+static int finish_headers(struct backend_job *job, bool has_accept, struct ee_error *err)
+{
+	if ((!has_accept && add_header(job, "Accept", 6, "", 0) != 0) ||
+	    !(job->headers = curl_slist_append(job->headers, "Expect:")))
+		return ee_fail(err, 500, "out_of_memory");
+	return 0;
+}
+
 static int take_headers(struct backend_job *job, struct json_object *headers,
                         struct ee_error *err)
 {
@@ -217,23 +247,12 @@ static int take_headers(struct backend_job *job, struct json_object *headers,
 				return fail_request(err, "header_name");
 			if (!json_object_is_type(value, json_type_string))
 				return fail_request(err, "header_value");
-			const char *v = json_object_get_string(value);
-			size_t vlen = (size_t)json_object_get_string_len(value);
-			if (!valid_header_value(v, vlen) || strlen(v) != vlen)
-				return fail_request(err, "header_value");
-			if (skipped_request_header(name, nlen))
-				continue;
-			if (strcasecmp(name, "accept") == 0)
-				has_accept = true;
-			if (add_header(job, name, nlen, v, vlen) != 0)
-				return ee_fail(err, 500, "out_of_memory");
+			if (take_header(job, name, nlen, json_object_get_string(value),
+			                (size_t)json_object_get_string_len(value), &has_accept, err) != 0)
+				return -1;
 		}
 	}
-	/* Keep libcurl from adding what the client did not send. */
-	if ((!has_accept && add_header(job, "Accept", 6, "", 0) != 0) ||
-	    !(job->headers = curl_slist_append(job->headers, "Expect:")))
-		return ee_fail(err, 500, "out_of_memory");
-	return 0;
+	return finish_headers(job, has_accept, err);
 }
 
 struct backend_job *backend_job_from_request(const struct agent_config *cfg,
@@ -327,6 +346,212 @@ struct backend_job *backend_job_from_request(const struct agent_config *cfg,
 fail:
 	backend_job_free(job);
 	return NULL;
+}
+
+/* --- the usual proxy_request, read without json-c --- */
+
+struct span {
+	const char *s;
+	size_t len;
+};
+
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A string of printable ASCII with no escape: NULL for anything else (json-c reads it then). */
+static const char *plain_string(const char *p, const char *end, struct span *out)
+{
+	if (p >= end || *p != '"')
+		return NULL;
+	const char *start = ++p;
+	while (p < end && *p != '"') {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			return NULL;
+		p++;
+	}
+	if (p >= end)
+		return NULL;
+	out->s = start;
+	out->len = (size_t)(p - start);
+	return p + 1;
+}
+
+static bool span_is(const struct span *a, const char *lit)
+{
+	size_t n = strlen(lit);
+	return a->len == n && memcmp(a->s, lit, n) == 0;
+}
+
+/* The fields of a proxy_request as the fast reader found them (absent: s NULL). */
+struct plain_request {
+	struct span type, request_id, method, path, body_b64;
+	int header_count;
+	struct span header_names[AGENT_HEADERS_MAX], header_values[AGENT_HEADERS_MAX];
+};
+
+/* {"name":"value",...} of plain strings, no name twice, at most AGENT_HEADERS_MAX. */
+static const char *plain_headers(const char *p, const char *end, struct plain_request *r)
+{
+	if (p >= end || *p != '{')
+		return NULL;
+	p = skip_space(p + 1, end);
+	if (p < end && *p == '}')
+		return p + 1;
+	for (;;) {
+		if (r->header_count == AGENT_HEADERS_MAX)
+			return NULL;
+		struct span *name = &r->header_names[r->header_count];
+		struct span *value = &r->header_values[r->header_count];
+		p = plain_string(p, end, name);
+		if (!p)
+			return NULL;
+		p = skip_space(p, end);
+		if (p >= end || *p != ':')
+			return NULL;
+		p = plain_string(skip_space(p + 1, end), end, value);
+		if (!p)
+			return NULL;
+		/* json-c keeps the last of a repeated name: not for this reader. */
+		for (int i = 0; i < r->header_count; i++)
+			if (r->header_names[i].len == name->len &&
+			    memcmp(r->header_names[i].s, name->s, name->len) == 0)
+				return NULL;
+		r->header_count++;
+		p = skip_space(p, end);
+		if (p < end && *p == ',') {
+			p = skip_space(p + 1, end);
+			continue;
+		}
+		return p < end && *p == '}' ? p + 1 : NULL;
+	}
+}
+
+/*
+ * Reads the proxy_request as ee-tunneld writes it: one object of the six
+ * known fields, each once, every value a string of printable ASCII with no
+ * escape (headers an object of them).  Whatever else (escapes, other bytes,
+ * other fields or types, repeats) is left to json-c: false.
+ */
+static bool plain_request_read(const char *text, size_t len, struct plain_request *r)
+{
+	const char *p = text, *end = text + len;
+	memset(r, 0, offsetof(struct plain_request, header_names));
+	p = skip_space(p, end);
+	if (p >= end || *p != '{')
+		return false;
+	p = skip_space(p + 1, end);
+	bool seen_headers = false;
+	for (;;) {
+		struct span key;
+		p = plain_string(p, end, &key);
+		if (!p)
+			return false;
+		p = skip_space(p, end);
+		if (p >= end || *p != ':')
+			return false;
+		p = skip_space(p + 1, end);
+		struct span *field = span_is(&key, "type")         ? &r->type
+		                     : span_is(&key, "request_id") ? &r->request_id
+		                     : span_is(&key, "method")     ? &r->method
+		                     : span_is(&key, "path")       ? &r->path
+		                     : span_is(&key, "body_b64")   ? &r->body_b64
+		                                                   : NULL;
+		if (field) {
+			if (field->s)
+				return false;
+			p = plain_string(p, end, field);
+		} else if (span_is(&key, "headers") && !seen_headers) {
+			seen_headers = true;
+			p = plain_headers(p, end, r);
+		} else {
+			return false;
+		}
+		if (!p)
+			return false;
+		p = skip_space(p, end);
+		if (p < end && *p == ',') {
+			p = skip_space(p + 1, end);
+			continue;
+		}
+		if (p >= end || *p != '}')
+			return false;
+		return skip_space(p + 1, end) == end && span_is(&r->type, "proxy_request");
+	}
+}
+
+struct backend_job *backend_job_from_text(const struct agent_config *cfg, const char *text,
+                                          size_t len, uint64_t generation)
+{
+	(void)cfg;
+	struct plain_request r;
+	if (!plain_request_read(text, len, &r))
+		return NULL;
+	/* The checks of backend_job_from_request; a request that fails one goes that way. */
+	if (!r.request_id.s || r.request_id.len > AGENT_REQUEST_ID_MAX ||
+	    !util_valid_printable(r.request_id.s, r.request_id.len, AGENT_REQUEST_ID_MAX))
+		return NULL;
+	struct span method = r.method.s ? r.method : (struct span){"GET", 3};
+	struct span path = r.path.s ? r.path : (struct span){"/", 1};
+	if (method.len > AGENT_METHOD_MAX || !http_is_token(method.s, method.len) ||
+	    (method.len == 7 && strncasecmp(method.s, "CONNECT", 7) == 0) ||
+	    !valid_path(path.s, path.len))
+		return NULL;
+	struct backend_job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return NULL;
+	struct ee_error err;
+	job->kind = JOB_PROXY;
+	job->generation = generation;
+	memcpy(job->request_id, r.request_id.s, r.request_id.len);
+	memcpy(job->method, method.s, method.len);
+	job->path = strndup(path.s, path.len);
+	if (!job->path)
+		goto fallback;
+	bool has_accept = false;
+	for (int i = 0; i < r.header_count; i++) {
+		char name[AGENT_HEADER_NAME_MAX + 1];
+		size_t nlen = r.header_names[i].len;
+		if (nlen > AGENT_HEADER_NAME_MAX)
+			goto fallback;
+		memcpy(name, r.header_names[i].s, nlen);
+		name[nlen] = '\0';
+		if (take_header(job, name, nlen, r.header_values[i].s, r.header_values[i].len,
+		                &has_accept, &err) != 0)
+			goto fallback;
+	}
+	if (finish_headers(job, has_accept, &err) != 0)
+		goto fallback;
+	if (r.body_b64.s) {
+		job->body = malloc(base64_decoded_max(r.body_b64.len) + 1);
+		if (!job->body ||
+		    base64_decode(r.body_b64.s, r.body_b64.len, job->body, &job->body_len) != 0)
+			goto fallback;
+	}
+	return job;
+fallback:
+	backend_job_free(job);
+	return NULL;
+}
+
+int backend_job_describe(const struct backend_job *job, struct buf *out)
+{
+	buf_printf(out, "%s %s %s\n", job->request_id, job->method, job->path ? job->path : "");
+	for (const struct curl_slist *l = job->headers; l; l = l->next)
+		buf_printf(out, "%s\n", l->data);
+	buf_printf(out, "body %s %zu:", job->body ? "set" : "none", job->body_len);
+	if (job->body_len)
+		buf_append(out, job->body, job->body_len);
+	return out->failed ? -1 : 0;
+}
+
+const char *backend_job_request_id(const struct backend_job *job)
+{
+	return job->request_id;
 }
 
 struct backend_job *backend_job_health(uint64_t generation)

@@ -4,7 +4,10 @@
  * headers object (every shape the json-c version made: one string, Set-Cookie
  * lists, joined repeats, first spelling kept, 1xx blocks dropped, the
  * AGENT_HEADERS_MAX cap), escaping of values with quotes, backslashes, tabs
- * and non-ASCII bytes, and the agent's own error answers.
+ * and non-ASCII bytes, and the agent's own error answers; and the
+ * proxy_request reader without json-c (backend_job_from_text), which must
+ * take only what it can read exactly and make the same job of it as
+ * tunnel_msg_parse and backend_job_from_request.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 
 #include "../../agent/agent.h"
 #include "check.h"
+#include "tunnel_msg.h"
 
 /* The headers object for a block of header lines separated by "\n". */
 static char *render(const char *block, bool head)
@@ -163,8 +167,133 @@ static void test_error_answer(void)
 	outbox_msg_free(m);
 }
 
+static struct agent_config config = {.backend_url = "http://127.0.0.1:1"};
+
+/*
+ * Reads text both ways: fast says whether the reader without json-c must
+ * take it; slow_status is what the json-c way gives (0: a job, else the
+ * refusal's status, -1: not a proxy_request at all).
+ */
+static void check_reader(const char *text, bool fast, int slow_status)
+{
+	size_t len = strlen(text);
+	struct backend_job *f = backend_job_from_text(&config, text, len, 1);
+	CHECK(!!f == fast, "fast reader %s: %s", fast ? "takes" : "leaves", text);
+	struct tunnel_msg m;
+	struct ee_error err = {0};
+	struct backend_job *s = NULL;
+	int status = -1;
+	if (tunnel_msg_parse(text, len, &m, &err) == 0) {
+		if (m.type == TUNNEL_MSG_PROXY_REQUEST) {
+			s = backend_job_from_request(&config, m.root, 1, &err);
+			status = s ? 0 : err.status;
+		}
+		tunnel_msg_free(&m);
+	}
+	CHECK_INT(status, slow_status);
+	if (f && s) {
+		struct buf a, b;
+		buf_init(&a);
+		buf_init(&b);
+		backend_job_describe(f, &a);
+		backend_job_describe(s, &b);
+		CHECK_STR(a.data, b.data);
+		buf_free(&a);
+		buf_free(&b);
+	}
+	backend_job_free(f);
+	backend_job_free(s);
+}
+
+static void test_reader(void)
+{
+	test_case("proxy_request reader: as ee-tunneld writes it, with and without a body");
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"0123456789ab000000000001\","
+	             "\"method\":\"GET\",\"path\":\"/x?y=1&z=%20\",\"headers\":{\"User-Agent\":"
+	             "\"wrk\",\"X-Empty\":\"\",\"Cookie\":\"a=1; b=2\"},\"body_b64\":\"\"}",
+	             true, 0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r1\",\"method\":\"POST\","
+	             "\"path\":\"/p\",\"headers\":{\"Content-Type\":\"text/plain\"},"
+	             "\"body_b64\":\"aGVsbG8=\"}",
+	             true, 0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r1\",\"method\":\"PUT\","
+	             "\"path\":\"/\",\"headers\":{}}",
+	             true, 0);
+
+	test_case("proxy_request reader: defaults, any order, white space, skipped headers");
+	check_reader("{\"request_id\":\"r2\",\"type\":\"proxy_request\"}", true, 0);
+	check_reader(" {\n\t\"type\" : \"proxy_request\" ,\r\n \"headers\" : { \"Host\" : \"h\" ,"
+	             " \"accept\" : \"x/y\" , \"Connection\" : \"close\" } , \"request_id\" : \"r3\" } \n",
+	             true, 0);
+
+	test_case("proxy_request reader: escapes and non-ASCII go to json-c, which reads them");
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r4\",\"headers\":{\"X-Q\":"
+	             "\"say \\\"hi\\\" \\\\ \\/\"}}",
+	             false, 0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r5\",\"headers\":{\"X-U\":"
+	             "\"caf\xc3\xa9\"}}",
+	             false, 0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r6\",\"path\":\"/\\u0061\"}", false,
+	             0);
+
+	test_case("proxy_request reader: repeats, other fields and types go to json-c");
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r7\",\"headers\":{\"A\":\"1\","
+	             "\"A\":\"2\"}}",
+	             false, 0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r8\",\"request_id\":\"r9\"}", false,
+	             0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r10\",\"extra\":\"x\"}", false, 0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r11\",\"headers\":null}", false, 0);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r12\",\"body_b64\":null}", false, 0);
+
+	test_case("proxy_request reader: refusals are the json-c way's to answer");
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r13\",\"method\":\"CONNECT\"}", false,
+	             501);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r14\",\"method\":\"connect\"}", false,
+	             501);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r15\",\"path\":\"x\"}", false, 400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r16\",\"path\":\"/a b\"}", false, 400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r17\",\"body_b64\":\"abc\"}", false,
+	             400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r18\",\"method\":\"G E\"}", false,
+	             400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r19\",\"method\":\"\"}", false, 400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"\"}", false, 400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"a b\"}", false, 400);
+	check_reader("{\"type\":\"proxy_request\"}", false, 400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r20\",\"headers\":{\"Bad Name\":"
+	             "\"v\"}}",
+	             false, 400);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r21\",\"headers\":{\"X\":"
+	             "\"a\\u0000b\"}}",
+	             false, 400);
+
+	test_case("proxy_request reader: AGENT_HEADERS_MAX headers taken, one more refused");
+	struct buf t;
+	buf_init(&t);
+	buf_puts(&t, "{\"type\":\"proxy_request\",\"request_id\":\"r22\",\"headers\":{");
+	for (int i = 0; i < AGENT_HEADERS_MAX; i++)
+		buf_printf(&t, "%s\"X-%d\":\"%d\"", i ? "," : "", i, i);
+	buf_puts(&t, "}}");
+	check_reader(t.data, true, 0);
+	t.len -= 2;
+	buf_puts(&t, ",\"X-last\":\"v\"}}");
+	check_reader(t.data, false, 400);
+	buf_free(&t);
+
+	test_case("proxy_request reader: other messages and broken text are not its own");
+	check_reader("{\"type\":\"status\",\"state\":\"ok\",\"reason\":\"attested\"}", false, -1);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r23\"} x", false, -1);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r24\",}", false, -1);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r25\"", false, -1);
+	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r26\",\"headers\":{\"A\":\"1\",}}",
+	             false, -1);
+	check_reader("", false, -1);
+}
+
 int main(void)
 {
+	test_reader();
 	test_shapes();
 	test_cap();
 	test_error_answer();
