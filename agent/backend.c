@@ -732,6 +732,8 @@ int backend_header_line(struct backend_headers *h, const char *data, size_t n, b
 
 int backend_headers_json(const struct backend_headers *h, struct buf *out)
 {
+	if (h->count == 0 || !h->fields.data)
+		return buf_append(out, "{}", 2);
 	const char *fields = h->fields.data;
 	const char *fields_end = fields + h->fields.len;
 	buf_append(out, "{", 1);

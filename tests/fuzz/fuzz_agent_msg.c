@@ -64,6 +64,22 @@ static void check_value(const uint8_t *data, size_t size, struct json_object *v)
 	}
 }
 
+/* Text the agent wrote must read back as JSON (not checking UTF-8: values pass bytes through). */
+static struct json_object *read_back(const uint8_t *data, size_t size, const char *text,
+                                     size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	if (!tok)
+		abort();
+	struct json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+	bool whole = o && json_tokener_get_error(tok) == json_tokener_success &&
+	             json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!whole || !json_object_is_type(o, json_type_object))
+		fuzz_fail("the agent wrote JSON that does not read back", data, size);
+	return o;
+}
+
 static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_t len)
 {
 	struct tunnel_msg m;
@@ -121,22 +137,6 @@ static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_
 		}
 	}
 	tunnel_msg_free(&m);
-}
-
-/* Text the agent wrote must read back as JSON (not checking UTF-8: values pass bytes through). */
-static struct json_object *read_back(const uint8_t *data, size_t size, const char *text,
-                                     size_t len)
-{
-	struct json_tokener *tok = json_tokener_new();
-	if (!tok)
-		abort();
-	struct json_object *o = json_tokener_parse_ex(tok, text, (int)len);
-	bool whole = o && json_tokener_get_error(tok) == json_tokener_success &&
-	             json_tokener_get_parse_end(tok) == len;
-	json_tokener_free(tok);
-	if (!whole || !json_object_is_type(o, json_type_object))
-		fuzz_fail("the agent wrote JSON that does not read back", data, size);
-	return o;
 }
 
 static void fuzz_headers(const uint8_t *data, size_t size, const char *text, size_t len,
