@@ -27,6 +27,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "util.h"
 
 /* Limits, each a named constant (docs/AGENT.md). */
 #define AGENT_REQUEST_ID_MAX 128
@@ -166,6 +167,19 @@ struct backend_pool;
 struct backend_job *backend_job_from_request(const struct agent_config *cfg,
                                              struct json_object *request, uint64_t generation,
                                              struct ee_error *err);
+/*
+ * The same for the usual proxy_request, read from its text without json-c
+ * (plain strings, the known fields once each): the job when the text reads
+ * so and passes every check of backend_job_from_request, else NULL, and the
+ * caller goes the json-c way (tunnel_msg_parse, backend_job_from_request),
+ * which answers a refusal as before.
+ */
+struct backend_job *backend_job_from_text(const struct agent_config *cfg, const char *text,
+                                          size_t len, uint64_t generation);
+/* What the job sends, as text (tests compare the two readers with it). */
+int backend_job_describe(const struct backend_job *job, struct buf *out);
+/* The request id of a job made from a proxy_request. */
+const char *backend_job_request_id(const struct backend_job *job);
 /* A probe of EE_HEALTH_PATH whose answer is a health message. */
 struct backend_job *backend_job_health(uint64_t generation);
 void backend_job_free(struct backend_job *job);
@@ -179,15 +193,44 @@ struct outbox_msg *backend_error_response(uint64_t generation, const char *reque
                                           const char *reason);
 
 /*
- * One header line of a backend's answer, as libcurl hands it over (with
- * its CRLF), into *headers: a status line starts a new object (after 1xx
- * answers); hop-by-hop fields, Content-Length (unless keep_length: HEAD),
- * broken or folded lines and values with control characters are dropped;
- * Set-Cookie lines collect into an array, other repeats are joined with
- * ", ".  0, or -1 when out of memory.
+ * A backend's answer header fields, kept as they came (in order) until the
+ * proxy_response is written: no JSON tree per request.  fields holds, per
+ * line, the index of its name in names (one byte), the name, a NUL, the
+ * value and a NUL; names holds each distinct name (case-insensitively),
+ * where its first spelling starts in fields, and how many lines have it.
  */
-int backend_header_line(struct json_object **headers, const char *line, size_t len,
+struct backend_header_name {
+	size_t off, len; /* the first spelling, in fields */
+	unsigned count;
+};
+struct backend_headers {
+	struct buf fields;
+	struct backend_header_name names[AGENT_HEADERS_MAX];
+	int count; /* distinct names */
+};
+
+void backend_headers_init(struct backend_headers *h);
+void backend_headers_reset(struct backend_headers *h);
+void backend_headers_free(struct backend_headers *h);
+
+/*
+ * One header line of a backend's answer, as libcurl hands it over (with
+ * its CRLF), into h: a status line starts afresh (after 1xx answers);
+ * hop-by-hop fields, Content-Length (unless keep_length: HEAD), broken or
+ * folded lines and values with control characters are dropped; lines past
+ * AGENT_HEADERS_MAX distinct names are dropped.  0, or -1 when out of memory.
+ */
+int backend_header_line(struct backend_headers *h, const char *line, size_t len,
                         bool keep_length);
+
+/*
+ * Appends the headers object of the proxy_response to out, names in the
+ * order they first came, each with its first spelling: Set-Cookie lines
+ * as an array of strings when there are several, other repeats joined
+ * with ", ".  -1 when out of memory.
+ */
+int backend_headers_json(const struct backend_headers *h, struct buf *out);
+
 int backend_pool_start(const struct agent_config *cfg, struct outbox *ob,
                        struct backend_pool **out, struct ee_error *err);
 /* Queues job (taken); -1 when the queue is full (the caller answers 503). */

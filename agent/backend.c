@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@
 
 #include "base64.h"
 #include "http_parser.h"
+#include "json_writer.h"
 #include "log.h"
 #include "timeutil.h"
 #include "util.h"
@@ -55,7 +57,7 @@ struct backend_job {
 
 /* What one request brings back, filled by libcurl's callbacks. */
 struct backend_reply {
-	struct json_object *headers;
+	struct backend_headers headers;
 	struct buf body;
 	size_t max_body;
 	bool too_large;
@@ -69,7 +71,7 @@ struct backend_reply {
 struct backend_slot {
 	CURL *easy;
 	struct backend_job *job; /* NULL: the slot is free */
-	char *url;
+	bool proxy_ready; /* easy holds a proxied request's settings: no curl_easy_reset needed */
 	struct backend_reply reply;
 };
 
@@ -102,7 +104,37 @@ struct backend_pool {
 	bool timer_set; /* libcurl wants CURL_SOCKET_TIMEOUT at timer_due_ms */
 	int64_t timer_due_ms;
 	bool failing; /* the last request could not reach the backend */
+	struct buf scratch; /* URLs and header objects, reused from one request to the next */
+	/* The proxy settings libcurl would read from the environment on every request. */
+	const char *proxy, *noproxy;
 };
+
+/*
+ * What libcurl takes from the environment for the backend's scheme, read
+ * once: <scheme>_proxy (for https also HTTPS_PROXY; never HTTP_PROXY),
+ * then all_proxy, ALL_PROXY; and no_proxy, NO_PROXY.  Set explicitly, they
+ * spare libcurl half a dozen getenv() calls per request; "" is none.
+ */
+static void read_proxy_env(struct backend_pool *pool)
+{
+	const char *proxy;
+	if (strncasecmp(pool->cfg->backend_url, "https:", 6) == 0) {
+		proxy = getenv("https_proxy");
+		if (!proxy)
+			proxy = getenv("HTTPS_PROXY");
+	} else {
+		proxy = getenv("http_proxy");
+	}
+	if (!proxy)
+		proxy = getenv("all_proxy");
+	if (!proxy)
+		proxy = getenv("ALL_PROXY");
+	const char *noproxy = getenv("no_proxy");
+	if (!noproxy)
+		noproxy = getenv("NO_PROXY");
+	pool->proxy = proxy ? proxy : "";
+	pool->noproxy = noproxy ? noproxy : "";
+}
 
 static bool valid_request_id(const char *s)
 {
@@ -148,22 +180,55 @@ static int fail_request(struct ee_error *err, const char *detail)
 	return ee_fail_detail(err, 400, "invalid_proxy_request", detail);
 }
 
-static int add_header(struct backend_job *job, const char *name, const char *value)
+/* name and value are checked: at most AGENT_HEADER_NAME_MAX and AGENT_HEADER_VALUE_MAX. */
+static int add_header(struct backend_job *job, const char *name, size_t nlen, const char *value,
+                      size_t vlen)
 {
-	size_t n = strlen(name) + strlen(value) + 3;
-	char *line = malloc(n);
-	if (!line)
-		return -1;
+	char line[AGENT_HEADER_NAME_MAX + AGENT_HEADER_VALUE_MAX + 3];
+	memcpy(line, name, nlen);
 	/* "Name;" is libcurl's way to send a field with an empty value. */
-	if (*value)
-		snprintf(line, n, "%s: %s", name, value);
-	else
-		snprintf(line, n, "%s;", name);
+	if (vlen) {
+		line[nlen] = ':';
+		line[nlen + 1] = ' ';
+		memcpy(line + nlen + 2, value, vlen);
+		line[nlen + 2 + vlen] = '\0';
+	} else {
+		line[nlen] = ';';
+		line[nlen + 1] = '\0';
+	}
 	struct curl_slist *l = curl_slist_append(job->headers, line);
-	free(line);
 	if (!l)
 		return -1;
 	job->headers = l;
+	return 0;
+}
+
+/*
+ * One field of the request, its name NUL-terminated (nlen bytes) and its
+ * value a string of vlen bytes; both proxy_request readers use it.
+ */
+static int take_header(struct backend_job *job, const char *name, size_t nlen, const char *v,
+                       size_t vlen, bool *has_accept, struct ee_error *err)
+{
+	if (nlen > AGENT_HEADER_NAME_MAX || !http_is_token(name, nlen))
+		return fail_request(err, "header_name");
+	if (!valid_header_value(v, vlen) || memchr(v, '\0', vlen))
+		return fail_request(err, "header_value");
+	if (skipped_request_header(name, nlen))
+		return 0;
+	if (strcasecmp(name, "accept") == 0)
+		*has_accept = true;
+	if (add_header(job, name, nlen, v, vlen) != 0)
+		return ee_fail(err, 500, "out_of_memory");
+	return 0;
+}
+
+/* After the request's fields: keep libcurl from adding what the client did not send. */
+static int finish_headers(struct backend_job *job, bool has_accept, struct ee_error *err)
+{
+	if ((!has_accept && add_header(job, "Accept", 6, "", 0) != 0) ||
+	    !(job->headers = curl_slist_append(job->headers, "Expect:")))
+		return ee_fail(err, 500, "out_of_memory");
 	return 0;
 }
 
@@ -182,23 +247,12 @@ static int take_headers(struct backend_job *job, struct json_object *headers,
 				return fail_request(err, "header_name");
 			if (!json_object_is_type(value, json_type_string))
 				return fail_request(err, "header_value");
-			const char *v = json_object_get_string(value);
-			if (!valid_header_value(v, (size_t)json_object_get_string_len(value)) ||
-			    strlen(v) != (size_t)json_object_get_string_len(value))
-				return fail_request(err, "header_value");
-			if (skipped_request_header(name, nlen))
-				continue;
-			if (strcasecmp(name, "accept") == 0)
-				has_accept = true;
-			if (add_header(job, name, v) != 0)
-				return ee_fail(err, 500, "out_of_memory");
+			if (take_header(job, name, nlen, json_object_get_string(value),
+			                (size_t)json_object_get_string_len(value), &has_accept, err) != 0)
+				return -1;
 		}
 	}
-	/* Keep libcurl from adding what the client did not send. */
-	if ((!has_accept && add_header(job, "Accept", "") != 0) ||
-	    !(job->headers = curl_slist_append(job->headers, "Expect:")))
-		return ee_fail(err, 500, "out_of_memory");
-	return 0;
+	return finish_headers(job, has_accept, err);
 }
 
 struct backend_job *backend_job_from_request(const struct agent_config *cfg,
@@ -294,6 +348,212 @@ fail:
 	return NULL;
 }
 
+/* --- the usual proxy_request, read without json-c --- */
+
+struct span {
+	const char *s;
+	size_t len;
+};
+
+static const char *skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A string of printable ASCII with no escape: NULL for anything else (json-c reads it then). */
+static const char *plain_string(const char *p, const char *end, struct span *out)
+{
+	if (p >= end || *p != '"')
+		return NULL;
+	const char *start = ++p;
+	while (p < end && *p != '"') {
+		unsigned char c = (unsigned char)*p;
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			return NULL;
+		p++;
+	}
+	if (p >= end)
+		return NULL;
+	out->s = start;
+	out->len = (size_t)(p - start);
+	return p + 1;
+}
+
+static bool span_is(const struct span *a, const char *lit)
+{
+	size_t n = strlen(lit);
+	return a->len == n && memcmp(a->s, lit, n) == 0;
+}
+
+/* The fields of a proxy_request as the fast reader found them (absent: s NULL). */
+struct plain_request {
+	struct span type, request_id, method, path, body_b64;
+	int header_count;
+	struct span header_names[AGENT_HEADERS_MAX], header_values[AGENT_HEADERS_MAX];
+};
+
+/* {"name":"value",...} of plain strings, no name twice, at most AGENT_HEADERS_MAX. */
+static const char *plain_headers(const char *p, const char *end, struct plain_request *r)
+{
+	if (p >= end || *p != '{')
+		return NULL;
+	p = skip_space(p + 1, end);
+	if (p < end && *p == '}')
+		return p + 1;
+	for (;;) {
+		if (r->header_count == AGENT_HEADERS_MAX)
+			return NULL;
+		struct span *name = &r->header_names[r->header_count];
+		struct span *value = &r->header_values[r->header_count];
+		p = plain_string(p, end, name);
+		if (!p)
+			return NULL;
+		p = skip_space(p, end);
+		if (p >= end || *p != ':')
+			return NULL;
+		p = plain_string(skip_space(p + 1, end), end, value);
+		if (!p)
+			return NULL;
+		/* json-c keeps the last of a repeated name: not for this reader. */
+		for (int i = 0; i < r->header_count; i++)
+			if (r->header_names[i].len == name->len &&
+			    memcmp(r->header_names[i].s, name->s, name->len) == 0)
+				return NULL;
+		r->header_count++;
+		p = skip_space(p, end);
+		if (p < end && *p == ',') {
+			p = skip_space(p + 1, end);
+			continue;
+		}
+		return p < end && *p == '}' ? p + 1 : NULL;
+	}
+}
+
+/*
+ * Reads the proxy_request as ee-tunneld writes it: one object of the six
+ * known fields, each once, every value a string of printable ASCII with no
+ * escape (headers an object of them).  Whatever else (escapes, other bytes,
+ * other fields or types, repeats) is left to json-c: false.
+ */
+static bool plain_request_read(const char *text, size_t len, struct plain_request *r)
+{
+	const char *p = text, *end = text + len;
+	memset(r, 0, offsetof(struct plain_request, header_names));
+	p = skip_space(p, end);
+	if (p >= end || *p != '{')
+		return false;
+	p = skip_space(p + 1, end);
+	bool seen_headers = false;
+	for (;;) {
+		struct span key;
+		p = plain_string(p, end, &key);
+		if (!p)
+			return false;
+		p = skip_space(p, end);
+		if (p >= end || *p != ':')
+			return false;
+		p = skip_space(p + 1, end);
+		struct span *field = span_is(&key, "type")         ? &r->type
+		                     : span_is(&key, "request_id") ? &r->request_id
+		                     : span_is(&key, "method")     ? &r->method
+		                     : span_is(&key, "path")       ? &r->path
+		                     : span_is(&key, "body_b64")   ? &r->body_b64
+		                                                   : NULL;
+		if (field) {
+			if (field->s)
+				return false;
+			p = plain_string(p, end, field);
+		} else if (span_is(&key, "headers") && !seen_headers) {
+			seen_headers = true;
+			p = plain_headers(p, end, r);
+		} else {
+			return false;
+		}
+		if (!p)
+			return false;
+		p = skip_space(p, end);
+		if (p < end && *p == ',') {
+			p = skip_space(p + 1, end);
+			continue;
+		}
+		if (p >= end || *p != '}')
+			return false;
+		return skip_space(p + 1, end) == end && span_is(&r->type, "proxy_request");
+	}
+}
+
+struct backend_job *backend_job_from_text(const struct agent_config *cfg, const char *text,
+                                          size_t len, uint64_t generation)
+{
+	(void)cfg;
+	struct plain_request r;
+	if (!plain_request_read(text, len, &r))
+		return NULL;
+	/* The checks of backend_job_from_request; a request that fails one goes that way. */
+	if (!r.request_id.s || r.request_id.len > AGENT_REQUEST_ID_MAX ||
+	    !util_valid_printable(r.request_id.s, r.request_id.len, AGENT_REQUEST_ID_MAX))
+		return NULL;
+	struct span method = r.method.s ? r.method : (struct span){"GET", 3};
+	struct span path = r.path.s ? r.path : (struct span){"/", 1};
+	if (method.len > AGENT_METHOD_MAX || !http_is_token(method.s, method.len) ||
+	    (method.len == 7 && strncasecmp(method.s, "CONNECT", 7) == 0) ||
+	    !valid_path(path.s, path.len))
+		return NULL;
+	struct backend_job *job = calloc(1, sizeof(*job));
+	if (!job)
+		return NULL;
+	struct ee_error err;
+	job->kind = JOB_PROXY;
+	job->generation = generation;
+	memcpy(job->request_id, r.request_id.s, r.request_id.len);
+	memcpy(job->method, method.s, method.len);
+	job->path = strndup(path.s, path.len);
+	if (!job->path)
+		goto fallback;
+	bool has_accept = false;
+	for (int i = 0; i < r.header_count; i++) {
+		char name[AGENT_HEADER_NAME_MAX + 1];
+		size_t nlen = r.header_names[i].len;
+		if (nlen > AGENT_HEADER_NAME_MAX)
+			goto fallback;
+		memcpy(name, r.header_names[i].s, nlen);
+		name[nlen] = '\0';
+		if (take_header(job, name, nlen, r.header_values[i].s, r.header_values[i].len,
+		                &has_accept, &err) != 0)
+			goto fallback;
+	}
+	if (finish_headers(job, has_accept, &err) != 0)
+		goto fallback;
+	if (r.body_b64.s) {
+		job->body = malloc(base64_decoded_max(r.body_b64.len) + 1);
+		if (!job->body ||
+		    base64_decode(r.body_b64.s, r.body_b64.len, job->body, &job->body_len) != 0)
+			goto fallback;
+	}
+	return job;
+fallback:
+	backend_job_free(job);
+	return NULL;
+}
+
+int backend_job_describe(const struct backend_job *job, struct buf *out)
+{
+	buf_printf(out, "%s %s %s\n", job->request_id, job->method, job->path ? job->path : "");
+	for (const struct curl_slist *l = job->headers; l; l = l->next)
+		buf_printf(out, "%s\n", l->data);
+	buf_printf(out, "body %s %zu:", job->body ? "set" : "none", job->body_len);
+	if (job->body_len)
+		buf_append(out, job->body, job->body_len);
+	return out->failed ? -1 : 0;
+}
+
+const char *backend_job_request_id(const struct backend_job *job)
+{
+	return job->request_id;
+}
+
 struct backend_job *backend_job_health(uint64_t generation)
 {
 	struct backend_job *job = calloc(1, sizeof(*job));
@@ -316,69 +576,60 @@ void backend_job_free(struct backend_job *job)
 
 /* --- building the answer --- */
 
-static char *json_text(struct json_object *o)
-{
-	const char *s =
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	return s ? strdup(s) : NULL;
-}
-
 /*
  * {"type":"proxy_response","request_id":..,"status":..,"headers":{..},"body_b64":".."}
- * written once into an LWS_PRE-headroomed buffer.
+ * written once, straight into an LWS_PRE-headroomed buffer; headers_json
+ * is the headers object's text.
  */
 static struct outbox_msg *proxy_response(uint64_t generation, const char *request_id, int status,
-                                         struct json_object *headers, const unsigned char *body,
-                                         size_t body_len)
+                                         const char *headers_json, size_t headers_len,
+                                         const unsigned char *body, size_t body_len)
 {
-	struct json_object *id = json_object_new_string(request_id);
-	char *id_text = id ? json_text(id) : NULL;
-	char *headers_text = json_text(headers);
-	json_object_put(id);
-	struct outbox_msg *m = NULL;
-	if (id_text && headers_text) {
-		char head[64];
-		snprintf(head, sizeof(head), ",\"status\":%d,\"headers\":", status);
-		static const char open_text[] = "{\"type\":\"proxy_response\",\"request_id\":";
-		static const char body_key[] = ",\"body_b64\":\"";
-		static const char tail[] = "\"}";
-		size_t b64_len = base64_encoded_len(body_len);
-		size_t len = strlen(open_text) + strlen(id_text) + strlen(head) + strlen(headers_text) +
-		             strlen(body_key) + b64_len + strlen(tail);
-		char *mem = malloc(LWS_PRE + len + 1);
-		if (mem) {
-			char *p = mem + LWS_PRE;
-			p += sprintf(p, "%s%s%s%s%s", open_text, id_text, head, headers_text, body_key);
-			base64_encode(body, body_len, p);
-			p += b64_len;
-			memcpy(p, tail, sizeof(tail));
-			m = outbox_msg_adopt(generation, mem, len);
-		}
-	}
-	free(id_text);
-	free(headers_text);
-	return m;
+	static const char open_text[] = "{\"type\":\"proxy_response\",\"request_id\":";
+	static const char body_key[] = ",\"body_b64\":\"";
+	static const char tail[] = "\"}";
+	char status_text[48];
+	int status_len = snprintf(status_text, sizeof(status_text), ",\"status\":%d,\"headers\":",
+	                          status);
+	size_t id_len = strlen(request_id);
+	size_t b64_len = base64_encoded_len(body_len);
+	size_t len = sizeof(open_text) - 1 + json_string_len(request_id, id_len) +
+	             (size_t)status_len + headers_len + sizeof(body_key) - 1 + b64_len +
+	             sizeof(tail) - 1;
+	char *mem = malloc(LWS_PRE + len + 1);
+	if (!mem)
+		return NULL;
+	char *p = mem + LWS_PRE;
+	memcpy(p, open_text, sizeof(open_text) - 1);
+	p = json_write_string(p + sizeof(open_text) - 1, request_id, id_len);
+	memcpy(p, status_text, (size_t)status_len);
+	p += status_len;
+	memcpy(p, headers_json, headers_len);
+	p += headers_len;
+	memcpy(p, body_key, sizeof(body_key) - 1);
+	p += sizeof(body_key) - 1;
+	base64_encode(body, body_len, p);
+	p += b64_len;
+	memcpy(p, tail, sizeof(tail)); /* with its NUL */
+	return outbox_msg_adopt(generation, mem, len);
 }
 
 struct outbox_msg *backend_error_response(uint64_t generation, const char *request_id, int status,
                                           const char *reason)
 {
-	struct json_object *headers = json_object_new_object();
-	struct json_object *body = json_object_new_object();
-	struct outbox_msg *m = NULL;
-	if (headers && body) {
-		json_object_object_add(headers, "Content-Type",
-		                       json_object_new_string("application/json"));
-		json_object_object_add(body, "allowed", json_object_new_boolean(false));
-		json_object_object_add(body, "reason", json_object_new_string(reason));
-		char *text = json_text(body);
-		if (text)
-			m = proxy_response(generation, request_id, status, headers,
-			                   (const unsigned char *)text, strlen(text));
-		free(text);
-	}
-	json_object_put(headers);
-	json_object_put(body);
+	static const char headers[] = "{\"Content-Type\":\"application/json\"}";
+	static const char open_body[] = "{\"allowed\":false,\"reason\":";
+	size_t reason_len = strlen(reason);
+	size_t len = sizeof(open_body) - 1 + json_string_len(reason, reason_len) + 1;
+	char *body = malloc(len + 1);
+	if (!body)
+		return NULL;
+	memcpy(body, open_body, sizeof(open_body) - 1);
+	char *p = json_write_string(body + sizeof(open_body) - 1, reason, reason_len);
+	*p = '}';
+	struct outbox_msg *m = proxy_response(generation, request_id, status, headers,
+	                                      sizeof(headers) - 1, (const unsigned char *)body, len);
+	free(body);
 	return m;
 }
 
@@ -397,50 +648,58 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* One response field into the headers object: Set-Cookie lines as an array, others joined. */
-static int add_response_header(struct json_object *headers, const char *name, const char *value)
+void backend_headers_init(struct backend_headers *h)
 {
-	struct json_object *prev = NULL;
-	const char *key = name;
-	json_object_object_foreach(headers, existing, v)
-	{
-		if (strcasecmp(existing, name) == 0) {
-			prev = v;
-			key = existing;
-			break;
-		}
-	}
-	if (!prev)
-		return json_object_object_add(headers, name, json_object_new_string(value));
-	if (strcasecmp(name, "set-cookie") == 0) {
-		if (json_object_is_type(prev, json_type_array))
-			return json_object_array_add(prev, json_object_new_string(value));
-		struct json_object *list = json_object_new_array();
-		if (!list)
-			return -1;
-		json_object_array_add(list, json_object_get(prev));
-		json_object_array_add(list, json_object_new_string(value));
-		return json_object_object_add(headers, key, list);
-	}
-	struct buf joined;
-	buf_init(&joined);
-	buf_printf(&joined, "%s, %s", json_object_get_string(prev), value);
-	int rc = joined.failed ? -1
-	                       : json_object_object_add(headers, key,
-	                                                json_object_new_string_len(
-	                                                        joined.data, (int)joined.len));
-	buf_free(&joined);
-	return rc;
+	buf_init(&h->fields);
+	h->count = 0;
 }
 
-int backend_header_line(struct json_object **headers, const char *data, size_t n,
-                        bool keep_length)
+void backend_headers_reset(struct backend_headers *h)
+{
+	buf_reset(&h->fields);
+	h->fields.failed = false;
+	h->count = 0;
+}
+
+void backend_headers_free(struct backend_headers *h)
+{
+	buf_free(&h->fields);
+	h->count = 0;
+}
+
+/* Keeps one field; its name is a token of at most AGENT_HEADER_NAME_MAX bytes. */
+static int add_response_header(struct backend_headers *h, const char *name, size_t nlen,
+                               const char *value, size_t vlen)
+{
+	/* More fields than any sane answer has: the rest, repeats too, are dropped. */
+	if (h->count >= AGENT_HEADERS_MAX)
+		return 0;
+	int i = 0;
+	while (i < h->count && (h->names[i].len != nlen ||
+	                        strncasecmp(h->fields.data + h->names[i].off, name, nlen) != 0))
+		i++;
+	unsigned char index = (unsigned char)i;
+	size_t off = h->fields.len + 1;
+	if (buf_reserve(&h->fields, 1 + nlen + 1 + vlen + 1) != 0 ||
+	    buf_append(&h->fields, &index, 1) != 0 || buf_append(&h->fields, name, nlen + 1) != 0 ||
+	    buf_append(&h->fields, value, vlen) != 0 || buf_append(&h->fields, "", 1) != 0)
+		return -1;
+	if (i == h->count) {
+		h->names[i].off = off;
+		h->names[i].len = nlen;
+		h->names[i].count = 0;
+		h->count++;
+	}
+	h->names[i].count++;
+	return 0;
+}
+
+int backend_header_line(struct backend_headers *h, const char *data, size_t n, bool keep_length)
 {
 	/* A new status line starts a new header block (after 1xx answers). */
 	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-		json_object_put(*headers);
-		*headers = json_object_new_object();
-		return *headers ? 0 : -1;
+		backend_headers_reset(h);
+		return 0;
 	}
 	size_t len = n;
 	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
@@ -466,16 +725,65 @@ int backend_header_line(struct json_object **headers, const char *data, size_t n
 	/* A value is forwarded only as a header line can carry it. */
 	if (!valid_header_value(v, (size_t)(end - v)))
 		return 0;
-	if (!*headers)
+	if (h->fields.failed)
 		return -1;
-	if (json_object_object_length(*headers) >= AGENT_HEADERS_MAX)
-		return 0; /* more fields than any sane answer has: the rest are dropped */
-	char *value = strndup(v, (size_t)(end - v));
-	if (!value)
-		return -1;
-	int rc = add_response_header(*headers, name, value);
-	free(value);
-	return rc;
+	return add_response_header(h, name, nlen, v, (size_t)(end - v));
+}
+
+int backend_headers_json(const struct backend_headers *h, struct buf *out)
+{
+	if (h->count == 0 || !h->fields.data)
+		return buf_append(out, "{}", 2);
+	const char *fields = h->fields.data;
+	const char *fields_end = fields + h->fields.len;
+	buf_append(out, "{", 1);
+	for (int i = 0; i < h->count; i++) {
+		const struct backend_header_name *nm = &h->names[i];
+		const char *name = fields + nm->off;
+		bool list = nm->count > 1 && strcasecmp(name, "set-cookie") == 0;
+		if (i)
+			buf_append(out, ",", 1);
+		json_buf_string(out, name, nm->len);
+		buf_append(out, list ? ":[" : ":", list ? 2 : 1);
+		if (nm->count == 1 || list) {
+			unsigned seen = 0;
+			for (const char *p = fields; p < fields_end && seen < nm->count;) {
+				unsigned char index = (unsigned char)*p;
+				const char *value = p + 1 + strlen(p + 1) + 1;
+				size_t vlen = strlen(value);
+				p = value + vlen + 1;
+				if (index != i)
+					continue;
+				if (seen++)
+					buf_append(out, ",", 1);
+				json_buf_string(out, value, vlen);
+			}
+			if (list)
+				buf_append(out, "]", 1);
+			continue;
+		}
+		/* Other repeats: one string, the values joined with ", ". */
+		struct buf joined;
+		buf_init(&joined);
+		unsigned seen = 0;
+		for (const char *p = fields; p < fields_end && seen < nm->count;) {
+			unsigned char index = (unsigned char)*p;
+			const char *value = p + 1 + strlen(p + 1) + 1;
+			size_t vlen = strlen(value);
+			p = value + vlen + 1;
+			if (index != i)
+				continue;
+			if (seen++)
+				buf_append(&joined, ", ", 2);
+			buf_append(&joined, value, vlen);
+		}
+		int rc = joined.failed ? -1 : json_buf_string(out, joined.data, joined.len);
+		buf_free(&joined);
+		if (rc != 0)
+			return -1;
+	}
+	buf_append(out, "}", 1);
+	return out->failed ? -1 : 0;
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
@@ -487,10 +795,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 
 /* --- the transfer thread --- */
 
-static void set_common(struct backend_pool *pool, CURL *c, const char *url)
+static void set_common(struct backend_pool *pool, CURL *c)
 {
 	const struct agent_config *cfg = pool->cfg;
-	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -500,6 +807,8 @@ static void set_common(struct backend_pool *pool, CURL *c, const char *url)
 	/* Bytes go through as the backend sent them: no decoding of Content-Encoding. */
 	curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 	curl_easy_setopt(c, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
+	curl_easy_setopt(c, CURLOPT_PROXY, pool->proxy);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, pool->noproxy);
 }
 
 static void note_backend(struct backend_pool *pool, bool ok, const char *why)
@@ -512,57 +821,73 @@ static void note_backend(struct backend_pool *pool, bool ok, const char *why)
 		log_info("backend reachable again");
 }
 
-static char *job_url(const struct agent_config *cfg, const char *path)
+/* Sets the URL of path on the backend (libcurl keeps a copy). */
+static int set_url(struct backend_pool *pool, CURL *c, const char *path)
 {
-	size_t n = strlen(cfg->backend_url) + strlen(path) + 1;
-	char *url = malloc(n);
-	if (url)
-		snprintf(url, n, "%s%s", cfg->backend_url, path);
-	return url;
+	struct buf *url = &pool->scratch;
+	buf_reset(url);
+	if (buf_puts(url, pool->cfg->backend_url) != 0 || buf_puts(url, path) != 0)
+		return -1;
+	return curl_easy_setopt(c, CURLOPT_URL, url->data) == CURLE_OK ? 0 : -1;
 }
 
-/* Sets the slot's easy handle up for its job; -1 when out of memory. */
+/*
+ * Sets the slot's easy handle up for its job; -1 when out of memory.  A
+ * handle that served a proxied request last keeps every setting but those
+ * that differ between requests (URL, header list, method and body), which
+ * are all set again here: curl_easy_reset and a dozen options per request
+ * were a measurable part of the agent's CPU (docs/PERFORMANCE.md).
+ */
 static int slot_prepare(struct backend_pool *pool, struct backend_slot *slot)
 {
 	const struct agent_config *cfg = pool->cfg;
 	struct backend_job *job = slot->job;
 	struct backend_reply *reply = &slot->reply;
-	memset(reply, 0, sizeof(*reply));
-	buf_init(&reply->body);
-	curl_easy_reset(slot->easy);
-	curl_easy_setopt(slot->easy, CURLOPT_PRIVATE, (void *)slot);
-	if (job->kind == JOB_HEALTH) {
-		slot->url = job_url(cfg, cfg->health_path);
-		reply->max_body = 64 * 1024;
-		if (!slot->url)
-			return -1;
-		set_common(pool, slot->easy, slot->url);
-		curl_easy_setopt(slot->easy, CURLOPT_WRITEFUNCTION, on_body);
-		curl_easy_setopt(slot->easy, CURLOPT_WRITEDATA, reply);
-		return 0;
-	}
-	slot->url = job_url(cfg, job->path);
-	reply->headers = json_object_new_object();
-	reply->max_body = cfg->max_response_bytes;
-	if (!slot->url || !reply->headers)
-		return -1;
+	backend_headers_reset(&reply->headers);
+	buf_reset(&reply->body);
+	reply->body.failed = false;
+	reply->too_large = false;
 	CURL *c = slot->easy;
-	set_common(pool, c, slot->url);
+	if (job->kind == JOB_HEALTH) {
+		curl_easy_reset(c);
+		slot->proxy_ready = false;
+		curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)slot);
+		reply->max_body = 64 * 1024;
+		reply->keep_length = false;
+		set_common(pool, c);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+		return set_url(pool, c, cfg->health_path);
+	}
+	reply->max_body = cfg->max_response_bytes;
+	if (!slot->proxy_ready) {
+		curl_easy_reset(c);
+		curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)slot);
+		set_common(pool, c);
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, reply);
+		slot->proxy_ready = true;
+	}
+	if (set_url(pool, c, job->path) != 0)
+		return -1;
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, job->headers);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, reply);
 	bool head = strcmp(job->method, "HEAD") == 0;
 	reply->keep_length = head;
 	bool sends_body = job->body_len > 0 || strcmp(job->method, "POST") == 0 ||
 	                  strcmp(job->method, "PUT") == 0 || strcmp(job->method, "PATCH") == 0;
+	/* Back to a plain GET with no body and no custom method; then this job's. */
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)-1);
+	curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
 	if (head) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (sends_body) {
 		static const unsigned char empty[1];
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, job->body ? (void *)job->body : (void *)empty);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->body_len);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, job->body ? (void *)job->body : (void *)empty);
 		if (strcmp(job->method, "POST") != 0)
 			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, job->method);
 	} else if (strcmp(job->method, "GET") != 0) {
@@ -582,8 +907,14 @@ static struct outbox_msg *proxy_answer(struct backend_pool *pool, struct backend
 	curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (rc == CURLE_OK && status >= 100 && status <= 599) {
 		note_backend(pool, true, NULL);
-		return proxy_response(job->generation, job->request_id, (int)status, reply->headers,
-		                      (const unsigned char *)reply->body.data, reply->body.len);
+		struct buf *headers = &pool->scratch;
+		buf_reset(headers);
+		headers->failed = false;
+		if (backend_headers_json(&reply->headers, headers) != 0)
+			return NULL;
+		return proxy_response(job->generation, job->request_id, (int)status, headers->data,
+		                      headers->len, (const unsigned char *)reply->body.data,
+		                      reply->body.len);
 	}
 	if (reply->too_large) {
 		log_warn("backend response over %zu bytes: answered 502", cfg->max_response_bytes);
@@ -618,11 +949,14 @@ static void slot_release(struct backend_slot *slot)
 {
 	backend_job_free(slot->job);
 	slot->job = NULL;
-	free(slot->url);
-	slot->url = NULL;
-	json_object_put(slot->reply.headers);
-	slot->reply.headers = NULL;
-	buf_free(&slot->reply.body);
+	backend_headers_reset(&slot->reply.headers);
+	/* A large body's buffer is not kept for the next request. */
+	if (slot->reply.body.cap > 64 * 1024)
+		buf_free(&slot->reply.body);
+	else
+		buf_reset(&slot->reply.body);
+	if (slot->reply.headers.fields.cap > 64 * 1024)
+		backend_headers_free(&slot->reply.headers);
 }
 
 static void post_answer(struct backend_pool *pool, struct outbox_msg *m)
@@ -826,8 +1160,12 @@ static void pool_free(struct backend_pool *pool)
 		pool->head = next;
 	}
 	if (pool->slots)
-		for (int i = 0; i < pool->cfg->backend_workers; i++)
+		for (int i = 0; i < pool->cfg->backend_workers; i++) {
 			curl_easy_cleanup(pool->slots[i].easy);
+			backend_headers_free(&pool->slots[i].reply.headers);
+			buf_free(&pool->slots[i].reply.body);
+		}
+	buf_free(&pool->scratch);
 	free(pool->slots);
 	if (pool->multi)
 		curl_multi_cleanup(pool->multi);
@@ -850,6 +1188,7 @@ int backend_pool_start(const struct agent_config *cfg, struct outbox *ob,
 	}
 	pool->cfg = cfg;
 	pool->outbox = ob;
+	read_proxy_env(pool);
 	pool->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pool->multi = curl_multi_init();
 	pool->slots = calloc((size_t)cfg->backend_workers, sizeof(*pool->slots));
@@ -862,7 +1201,10 @@ int backend_pool_start(const struct agent_config *cfg, struct outbox *ob,
 	pool->pfds[0].fd = pool->wake_fd;
 	pool->pfds[0].events = POLLIN;
 	pool->npfds = 1;
+	buf_init(&pool->scratch);
 	for (int i = 0; i < cfg->backend_workers; i++) {
+		backend_headers_init(&pool->slots[i].reply.headers);
+		buf_init(&pool->slots[i].reply.body);
 		pool->slots[i].easy = curl_easy_init();
 		if (!pool->slots[i].easy) {
 			pool_free(pool);

@@ -247,6 +247,20 @@ static void on_status(struct agent *a, const struct tunnel_msg *msg)
 	set_reason(a, safe);
 }
 
+/* Hands a checked request to the backend pool, or answers 503 agent_busy. */
+static void submit_proxy_job(struct agent *a, struct backend_job *job)
+{
+	char request_id[AGENT_REQUEST_ID_MAX + 1];
+	snprintf(request_id, sizeof(request_id), "%s", backend_job_request_id(job));
+	if (backend_pool_submit(a->pool, job) != 0) {
+		backend_job_free(job);
+		struct outbox_msg *m =
+			backend_error_response(a->generation, request_id, 503, "agent_busy");
+		if (m)
+			send_msg(a, m);
+	}
+}
+
 static void on_proxy_request(struct agent *a, const struct tunnel_msg *msg)
 {
 	struct ee_error err;
@@ -263,19 +277,17 @@ static void on_proxy_request(struct agent *a, const struct tunnel_msg *msg)
 		}
 		return;
 	}
-	char request_id[AGENT_REQUEST_ID_MAX + 1];
-	snprintf(request_id, sizeof(request_id), "%s", msg->request_id);
-	if (backend_pool_submit(a->pool, job) != 0) {
-		backend_job_free(job);
-		struct outbox_msg *m =
-			backend_error_response(a->generation, request_id, 503, "agent_busy");
-		if (m)
-			send_msg(a, m);
-	}
+	submit_proxy_job(a, job);
 }
 
 static void on_message(struct agent *a, const char *text, size_t len)
 {
+	/* The usual proxy_request needs no json-c tree (backend.c); anything else does. */
+	struct backend_job *job = backend_job_from_text(a->cfg, text, len, a->generation);
+	if (job) {
+		submit_proxy_job(a, job);
+		return;
+	}
 	struct tunnel_msg msg;
 	struct ee_error err;
 	if (tunnel_msg_parse(text, len, &msg, &err) != 0) {

@@ -283,7 +283,7 @@ static void start_proxy(struct control_conn *c)
 	          (!headers || json_object_is_type(headers, json_type_object));
 	for (size_t i = 0; ok && i < plen; i++)
 		ok = (unsigned char)path[i] > 0x20 && path[i] != 0x7f;
-	req.headers = json_object_new_object();
+	struct json_object *forwarded = json_object_new_object();
 	const char *connection = NULL;
 	if (ok && headers) {
 		json_object_object_foreach(headers, name, value) {
@@ -303,8 +303,23 @@ static void start_proxy(struct control_conn *c)
 			if (strcasecmp(name, "host") == 0 || strcasecmp(name, "x-ee-app") == 0 ||
 			    http_header_is_hop_by_hop(name, strlen(name)) || named_in(connection, name))
 				continue;
-			json_object_object_add(req.headers, name, json_object_get(value));
+			json_object_object_add(forwarded, name, json_object_get(value));
 		}
+	}
+	/* The job carries the headers as the text the proxy_request sends. */
+	bool out_of_memory = false;
+	if (ok) {
+		size_t hlen = 0;
+		const char *htext = forwarded ? json_text(forwarded, &hlen) : NULL;
+		req.headers_json = htext ? strndup(htext, hlen) : NULL;
+		req.headers_json_len = hlen;
+		out_of_memory = !req.headers_json;
+	}
+	json_object_put(forwarded);
+	if (out_of_memory) {
+		json_object_put(env);
+		local_refusal(c, 503, "reason", "out_of_memory");
+		return;
 	}
 	bool too_large = false;
 	if (ok && blen) {
@@ -314,7 +329,7 @@ static void start_proxy(struct control_conn *c)
 	}
 	if (too_large) {
 		free(req.body);
-		json_object_put(req.headers);
+		free(req.headers_json);
 		json_object_put(env);
 		local_refusal(c, 413, "reason", "body_too_large");
 		return;
@@ -329,7 +344,7 @@ static void start_proxy(struct control_conn *c)
 	if (!ok) {
 		free(req.path);
 		free(req.body);
-		json_object_put(req.headers);
+		free(req.headers_json);
 		local_refusal(c, 400, "reason", "invalid_proxy_payload");
 		return;
 	}
@@ -337,7 +352,7 @@ static void start_proxy(struct control_conn *c)
 	if (!j) {
 		free(req.path);
 		free(req.body);
-		json_object_put(req.headers);
+		free(req.headers_json);
 		local_refusal(c, 503, "reason", "out_of_memory");
 		return;
 	}

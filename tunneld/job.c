@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "json_writer.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "timeutil.h"
@@ -19,7 +20,57 @@
 
 #define JOB_MAX_ATTEMPTS 3
 
-static void timeout_cb(lws_sorted_usec_list_t *sul);
+static void waiting_timeout_cb(lws_sorted_usec_list_t *sul);
+
+static struct job **seq_bucket(struct tunneld *td, uint64_t seq)
+{
+	return &td->jobs_by_seq[seq % TD_JOB_BUCKETS];
+}
+
+/* Stops the job's clock (answered, cancelled or timed out). */
+static void waiting_remove(struct job *j)
+{
+	if (!j->waiting)
+		return;
+	struct tunneld *td = j->td;
+	if (j->wait_prev)
+		j->wait_prev->wait_next = j->wait_next;
+	else
+		td->waiting_head = j->wait_next;
+	if (j->wait_next)
+		j->wait_next->wait_prev = j->wait_prev;
+	else
+		td->waiting_tail = j->wait_prev;
+	j->wait_next = j->wait_prev = NULL;
+	j->waiting = false;
+}
+
+/* Arms the one timer for the oldest waiting job, unless it is armed already. */
+static void waiting_arm(struct tunneld *td)
+{
+	if (td->waiting_timer_set || !td->waiting_head)
+		return;
+	int64_t wait_ms = td->waiting_head->deadline_ms - time_monotonic_ms();
+	td->waiting_timer_set = true;
+	lws_sul_schedule(td->context, 0, &td->sul_waiting, waiting_timeout_cb,
+	                 wait_ms > 0 ? (lws_usec_t)wait_ms * LWS_US_PER_MS : 1);
+}
+
+/* Starts the job's clock: EE_PROXY_TIMEOUT_SEC from now. */
+static void waiting_add(struct job *j)
+{
+	struct tunneld *td = j->td;
+	j->deadline_ms = time_monotonic_ms() + (int64_t)td->cfg.proxy_timeout_sec * 1000;
+	j->wait_next = NULL;
+	j->wait_prev = td->waiting_tail;
+	if (td->waiting_tail)
+		td->waiting_tail->wait_next = j;
+	else
+		td->waiting_head = j;
+	td->waiting_tail = j;
+	j->waiting = true;
+	waiting_arm(td);
+}
 
 struct job *job_create(struct tunneld *td, const char *app, enum job_origin origin,
                        void *origin_conn, struct job_request *req)
@@ -36,9 +87,16 @@ struct job *job_create(struct tunneld *td, const char *app, enum job_origin orig
 	struct job *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
-	snprintf(j->request_id, sizeof(j->request_id), "%s%012llx", td->request_id_prefix,
-	         (unsigned long long)(td->next_request_seq++ & 0xffffffffffffULL));
+	j->seq = td->next_request_seq++ & 0xffffffffffffULL;
+	memcpy(j->request_id, td->request_id_prefix, TD_REQUEST_ID_PREFIX_LEN);
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 12; i++)
+		j->request_id[TD_REQUEST_ID_PREFIX_LEN + i] = hex[(j->seq >> (44 - 4 * i)) & 15];
+	j->request_id[TD_REQUEST_ID_PREFIX_LEN + 12] = '\0';
 	j->td = td;
+	struct job **bucket = seq_bucket(td, j->seq);
+	j->seq_next = *bucket;
+	*bucket = j;
 	snprintf(j->app, sizeof(j->app), "%s", app);
 	j->origin = origin;
 	j->origin_conn = origin_conn;
@@ -51,9 +109,14 @@ void job_destroy(struct job *j)
 {
 	if (!j)
 		return;
-	lws_sul_cancel(&j->sul_timeout);
+	waiting_remove(j);
+	struct job **p = seq_bucket(j->td, j->seq);
+	while (*p && *p != j)
+		p = &(*p)->seq_next;
+	if (*p)
+		*p = j->seq_next;
 	free(j->req.path);
-	json_object_put(j->req.headers);
+	free(j->req.headers_json);
 	free(j->req.body);
 	json_object_put(j->resp_headers);
 	free(j->resp_body);
@@ -104,7 +167,7 @@ static void answer_refusal(struct job *j, int status, const char *reason)
 static void finish(struct job *j)
 {
 	detach(j);
-	lws_sul_cancel(&j->sul_timeout);
+	waiting_remove(j);
 	j->done = true;
 	if (!j->origin_conn) {
 		job_destroy(j); /* the client has gone */
@@ -114,6 +177,51 @@ static void finish(struct job *j)
 		control_http_job_done(j);
 	else
 		proxy_http_job_done(j);
+}
+
+/*
+ * {"type":"proxy_request","request_id":..,"method":..,"path":..,"headers":{..},"body_b64":".."}
+ * written straight into the message sent: no JSON tree, one allocation.
+ */
+static struct out_msg *proxy_request_msg(const struct job *j)
+{
+	static const char k_open[] = "{\"type\":\"proxy_request\",\"request_id\":";
+	static const char k_method[] = ",\"method\":";
+	static const char k_path[] = ",\"path\":";
+	static const char k_headers[] = ",\"headers\":";
+	static const char k_body[] = ",\"body_b64\":\"";
+	static const char k_tail[] = "\"}";
+	const struct job_request *r = &j->req;
+	const char *headers = r->headers_json ? r->headers_json : "{}";
+	size_t headers_len = r->headers_json ? r->headers_json_len : 2;
+	size_t id_len = strlen(j->request_id), method_len = strlen(r->method);
+	size_t path_len = strlen(r->path);
+	size_t b64_len = base64_encoded_len(r->body_len);
+	size_t len = sizeof(k_open) - 1 + json_string_len(j->request_id, id_len) +
+	             sizeof(k_method) - 1 + json_string_len(r->method, method_len) +
+	             sizeof(k_path) - 1 + json_string_len(r->path, path_len) +
+	             sizeof(k_headers) - 1 + headers_len + sizeof(k_body) - 1 + b64_len +
+	             sizeof(k_tail) - 1;
+	struct out_msg *m = session_msg_new(len);
+	if (!m)
+		return NULL;
+	char *p = (char *)m->data + LWS_PRE;
+	memcpy(p, k_open, sizeof(k_open) - 1);
+	p = json_write_string(p + sizeof(k_open) - 1, j->request_id, id_len);
+	memcpy(p, k_method, sizeof(k_method) - 1);
+	p = json_write_string(p + sizeof(k_method) - 1, r->method, method_len);
+	memcpy(p, k_path, sizeof(k_path) - 1);
+	p = json_write_string(p + sizeof(k_path) - 1, r->path, path_len);
+	memcpy(p, k_headers, sizeof(k_headers) - 1);
+	p += sizeof(k_headers) - 1;
+	memcpy(p, headers, headers_len);
+	p += headers_len;
+	memcpy(p, k_body, sizeof(k_body) - 1);
+	p += sizeof(k_body) - 1;
+	base64_encode(r->body ? r->body : (const unsigned char *)"", r->body_len, p);
+	p += b64_len;
+	memcpy(p, k_tail, sizeof(k_tail)); /* with its NUL */
+	return m;
 }
 
 static void dispatch(struct job *j, struct session *s)
@@ -127,26 +235,14 @@ static void dispatch(struct job *j, struct session *s)
 	s->inflight++;
 	j->attempts++;
 
-	struct json_object *o = json_object_new_object();
-	json_put_string(o, "type", "proxy_request");
-	json_put_string(o, "request_id", j->request_id);
-	json_put_string(o, "method", j->req.method);
-	json_put_string(o, "path", j->req.path);
-	json_object_object_add(o, "headers",
-	                       j->req.headers ? json_object_get(j->req.headers) : json_object_new_object());
-	char *b64 = malloc(base64_encoded_len(j->req.body_len) + 1);
-	if (!b64) {
-		json_object_put(o);
+	struct out_msg *m = proxy_request_msg(j);
+	if (!m) {
 		detach(j);
 		answer_refusal(j, 503, "out_of_memory");
 		finish(j);
 		return;
 	}
-	base64_encode(j->req.body ? j->req.body : (const unsigned char *)"", j->req.body_len, b64);
-	json_put_string(o, "body_b64", b64);
-	free(b64);
-	session_queue_json(s, o);
-	json_object_put(o);
+	session_queue_msg(s, m);
 }
 
 /* Why no tunnel takes the job: the registry's answer, as /v1/resolve gives it. */
@@ -193,25 +289,46 @@ void job_start(struct job *j)
 		finish(j);
 		return;
 	}
-	lws_sul_schedule(td->context, 0, &j->sul_timeout, timeout_cb,
-	                 (lws_usec_t)td->cfg.proxy_timeout_sec * LWS_US_PER_SEC);
+	waiting_add(j);
 	dispatch(j, s);
 }
 
-static void timeout_cb(lws_sorted_usec_list_t *sul)
+static void waiting_timeout_cb(lws_sorted_usec_list_t *sul)
 {
-	struct job *j = lws_container_of(sul, struct job, sul_timeout);
-	log_info("request %s to %s timed out", j->request_id, j->app);
-	answer_refusal(j, 504, "proxy_timeout");
-	finish(j);
+	struct tunneld *td = lws_container_of(sul, struct tunneld, sul_waiting);
+	td->waiting_timer_set = false;
+	int64_t now = time_monotonic_ms();
+	while (td->waiting_head && td->waiting_head->deadline_ms <= now) {
+		struct job *j = td->waiting_head;
+		waiting_remove(j);
+		log_info("request %s to %s timed out", j->request_id, j->app);
+		answer_refusal(j, 504, "proxy_timeout");
+		finish(j);
+	}
+	waiting_arm(td);
 }
 
-/* Copies the agent's headers, keeping string values and arrays of strings. */
+/*
+ * The agent's headers, keeping string values and arrays (of which the
+ * listeners send the strings): the object itself, with a reference taken,
+ * when that is all it holds, which is the usual case; else a copy.
+ */
 static struct json_object *clean_headers(struct json_object *headers)
 {
-	struct json_object *out = json_object_new_object();
 	if (!headers)
-		return out;
+		return json_object_new_object();
+	bool clean = true;
+	json_object_object_foreach(headers, key, val) {
+		(void)key;
+		if (!val || !(json_object_is_type(val, json_type_string) ||
+		              json_object_is_type(val, json_type_array))) {
+			clean = false;
+			break;
+		}
+	}
+	if (clean)
+		return json_object_get(headers);
+	struct json_object *out = json_object_new_object();
 	json_object_object_foreach(headers, name, value) {
 		if (!value)
 			continue;
@@ -225,9 +342,22 @@ static struct json_object *clean_headers(struct json_object *headers)
 void job_on_response(struct session *s, const char *request_id, int status,
                      struct json_object *headers, const char *body_b64, size_t body_b64_len)
 {
-	struct job *j = s->jobs;
-	while (j && strcmp(j->request_id, request_id) != 0)
-		j = j->next;
+	/* Ids are the process's prefix and 12 lowercase hex digits: matched by the counter. */
+	struct job *j = NULL;
+	uint64_t seq = 0;
+	bool ours = strlen(request_id) == TD_REQUEST_ID_LEN &&
+	            memcmp(request_id, s->td->request_id_prefix, TD_REQUEST_ID_PREFIX_LEN) == 0;
+	for (int i = TD_REQUEST_ID_PREFIX_LEN; ours && i < TD_REQUEST_ID_LEN; i++) {
+		char c = request_id[i];
+		ours = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+		seq = seq << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+	}
+	if (ours) {
+		/* In flight on this session, as a walk of s->jobs would find it. */
+		j = *seq_bucket(s->td, seq);
+		while (j && (j->seq != seq || j->session != s))
+			j = j->seq_next;
+	}
 	if (!j) {
 		/* Late (after a timeout) or unknown: the original ignored it too. */
 		log_debug("agent %s answered unknown request %s", s->agent_id, request_id);

@@ -18,6 +18,7 @@
 #include <strings.h>
 
 #include "http_parser.h"
+#include "json_writer.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "tunneld.h"
@@ -63,7 +64,7 @@ struct proxy_conn {
 static void conn_reset_request(struct proxy_conn *c)
 {
 	free(c->req.path);
-	json_object_put(c->req.headers);
+	free(c->req.headers_json);
 	free(c->req.body);
 	memset(&c->req, 0, sizeof(c->req));
 	buf_reset(&c->body);
@@ -80,6 +81,30 @@ static void consume(struct proxy_conn *c, size_t n)
 	c->in.data[c->in.len] = '\0';
 }
 
+/* Appends the decimal digits of n (no printf on the per-request path). */
+static void append_decimal(struct buf *b, unsigned long long n)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+	do {
+		digits[--i] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n);
+	buf_append(b, digits + i, sizeof(digits) - i);
+}
+
+/* Appends "name: value\r\n". */
+static void append_field(struct buf *b, const char *name, size_t nlen, const char *value,
+                         size_t vlen)
+{
+	if (buf_reserve(b, nlen + vlen + 4) != 0)
+		return;
+	buf_append(b, name, nlen);
+	buf_append(b, ": ", 2);
+	buf_append(b, value, vlen);
+	buf_append(b, "\r\n", 2);
+}
+
 /* Puts a complete HTTP answer in c->out and asks to write it. */
 static void queue_answer(struct proxy_conn *c, int status, struct json_object *headers,
                          const unsigned char *body, size_t body_len, bool close)
@@ -89,7 +114,11 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 	if (close)
 		c->keep_alive = false;
 	c->close_after_write = !c->keep_alive;
-	buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, util_http_status_text(status));
+	buf_append(&c->out, "HTTP/1.1 ", 9);
+	append_decimal(&c->out, (unsigned long long)(status < 0 ? 0 : status));
+	buf_append(&c->out, " ", 1);
+	buf_puts(&c->out, util_http_status_text(status));
+	buf_append(&c->out, "\r\n", 2);
 	bool have_type = false;
 	/* HEAD: the agent may say how long the body would be; nothing else sets it. */
 	const char *head_length = NULL;
@@ -123,7 +152,7 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 					continue; /* no response splitting through an agent's header */
 				if (strcasecmp(name, "content-type") == 0)
 					have_type = true;
-				buf_printf(&c->out, "%s: %s\r\n", name, text);
+				append_field(&c->out, name, nlen, text, strlen(text));
 			}
 		}
 	}
@@ -134,9 +163,12 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 	if (!have_type && body_len)
 		buf_puts(&c->out, "Content-Type: application/octet-stream\r\n");
 	if (has_body && head_length)
-		buf_printf(&c->out, "Content-Length: %s\r\n", head_length);
-	else if (has_body)
-		buf_printf(&c->out, "Content-Length: %zu\r\n", body_len);
+		append_field(&c->out, "Content-Length", 14, head_length, strlen(head_length));
+	else if (has_body) {
+		buf_append(&c->out, "Content-Length: ", 16);
+		append_decimal(&c->out, (unsigned long long)body_len);
+		buf_append(&c->out, "\r\n", 2);
+	}
 	if (c->close_after_write)
 		buf_puts(&c->out, "Connection: close\r\n");
 	buf_puts(&c->out, "\r\n");
@@ -199,54 +231,89 @@ static bool pick_app(struct proxy_conn *c, const struct http_request_head *head)
 	return len > 0;
 }
 
-/* Copies what the agent needs out of the head (which points into c->in). */
+/* Whether the head's i-th field is forwarded to the agent. */
+static bool forwarded_header(const struct http_request_head *head, int i)
+{
+	const struct http_header *h = &head->headers[i];
+	if (h->name_len >= 256 || http_head_header_is_hop_by_hop(head, h->name, h->name_len))
+		return false;
+	return !(h->name_len == 4 && strncasecmp(h->name, "host", 4) == 0) &&
+	       !(h->name_len == 8 && strncasecmp(h->name, "x-ee-app", 8) == 0);
+}
+
+static bool same_name(const struct http_header *a, const struct http_header *b)
+{
+	return a->name_len == b->name_len && strncasecmp(a->name, b->name, a->name_len) == 0;
+}
+
+/*
+ * Copies what the agent needs out of the head (which points into c->in):
+ * the headers as the JSON object the proxy_request carries, written
+ * directly.  Names keep the client's spelling, in the order they first
+ * came; a repeat (in any case) joins the first with ", " ("; " for
+ * Cookie).
+ */
 static int take_request(struct proxy_conn *c, const struct http_request_head *head)
 {
 	memcpy(c->req.method, head->method, head->method_len);
 	c->req.method[head->method_len] = '\0';
 	c->head_only = strcmp(c->req.method, "HEAD") == 0;
 	c->req.path = strndup(head->target, head->target_len);
-	c->req.headers = json_object_new_object();
-	if (!c->req.path || !c->req.headers)
+	if (!c->req.path)
 		return -1;
+	struct buf out;
+	buf_init(&out);
+	bool fwd[HTTP_MAX_HEADERS];
+	for (int i = 0; i < head->header_count; i++)
+		fwd[i] = forwarded_header(head, i);
+	buf_append(&out, "{", 1);
+	bool first = true;
 	for (int i = 0; i < head->header_count; i++) {
 		const struct http_header *h = &head->headers[i];
-		char name[256];
-		if (h->name_len >= sizeof(name) ||
-		    http_head_header_is_hop_by_hop(head, h->name, h->name_len))
+		if (!fwd[i])
 			continue;
-		memcpy(name, h->name, h->name_len);
-		name[h->name_len] = '\0';
-		if (strcasecmp(name, "host") == 0 || strcasecmp(name, "x-ee-app") == 0)
+		bool repeat = false;
+		for (int k = 0; k < i && !repeat; k++)
+			repeat = fwd[k] && same_name(&head->headers[k], h);
+		if (repeat)
+			continue; /* written with its first */
+		if (!first)
+			buf_append(&out, ",", 1);
+		first = false;
+		json_buf_string(&out, h->name, h->name_len);
+		buf_append(&out, ":", 1);
+		int repeats = 0;
+		for (int k = i + 1; k < head->header_count; k++)
+			if (fwd[k] && same_name(&head->headers[k], h))
+				repeats++;
+		if (!repeats) {
+			json_buf_string(&out, h->value, h->value_len);
 			continue;
-		struct json_object *prev = NULL;
-		/* Names keep the client's spelling; a repeat in another case joins the first. */
-		const char *key = name;
-		json_object_object_foreach(c->req.headers, existing, value) {
-			if (strcasecmp(existing, name) == 0) {
-				prev = value;
-				key = existing;
-				break;
-			}
 		}
-		if (prev) {
-			struct buf joined;
-			buf_init(&joined);
-			buf_puts(&joined, json_object_get_string(prev));
-			buf_puts(&joined, strcasecmp(name, "cookie") == 0 ? "; " : ", ");
-			buf_append(&joined, h->value, h->value_len);
-			if (joined.failed) {
-				buf_free(&joined);
-				return -1;
-			}
-			json_object_object_add(c->req.headers, key,
-			                       json_object_new_string_len(joined.data, (int)joined.len));
-			buf_free(&joined);
-		} else {
-			json_object_object_add(c->req.headers, name,
-			                       json_object_new_string_len(h->value, (int)h->value_len));
+		struct buf joined;
+		buf_init(&joined);
+		buf_append(&joined, h->value, h->value_len);
+		for (int k = i + 1; k < head->header_count; k++) {
+			const struct http_header *r = &head->headers[k];
+			if (!fwd[k] || !same_name(r, h))
+				continue;
+			bool cookie = r->name_len == 6 && strncasecmp(r->name, "cookie", 6) == 0;
+			buf_append(&joined, cookie ? "; " : ", ", 2);
+			buf_append(&joined, r->value, r->value_len);
 		}
+		if (!joined.failed)
+			json_buf_string(&out, joined.data, joined.len);
+		else
+			out.failed = true;
+		buf_free(&joined);
 	}
+	buf_append(&out, "}", 1);
+	if (out.failed) {
+		buf_free(&out);
+		return -1;
+	}
+	c->req.headers_json = out.data; /* taken */
+	c->req.headers_json_len = out.len;
 	return 0;
 }
 
@@ -283,14 +350,19 @@ static void process(struct proxy_conn *c)
 		case PROXY_HEAD: {
 			if (c->in.len == 0)
 				return;
-			if (!c->started) {
-				c->started = true;
-				lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
-				                c->td->cfg.proxy_head_timeout_sec);
-			}
 			struct http_request_head head;
 			size_t head_len;
 			int rc = http_parse_request_head(c->in.data, c->in.len, &head, &head_len, &err);
+			/*
+			 * The head's deadline runs from its first byte.  A head that came
+			 * whole needs none: every way on from here sets the next timeout
+			 * (body, answer) or clears it (sent to an agent), and a timer
+			 * armed for nothing costs an insertion into lws's sorted list.
+			 */
+			if (!c->started && rc == HTTP_PARSE_INCOMPLETE)
+				lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				                c->td->cfg.proxy_head_timeout_sec);
+			c->started = true;
 			if (rc == HTTP_PARSE_INCOMPLETE)
 				return;
 			if (rc == HTTP_PARSE_ERROR) {

@@ -37,13 +37,26 @@ bool session_allowed(const struct session *s, int64_t now)
 	       (s->sealed || !registry_network_requires_sealed(s->network));
 }
 
-void session_queue_json(struct session *s, struct json_object *msg)
+struct out_msg *session_msg_new(size_t len)
 {
-	size_t len;
-	const char *text = json_text(msg, &len);
-	if (s->close_after_flush)
+	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len + 1);
+	if (m) {
+		m->next = NULL;
+		m->len = len;
+		m->sent = 0;
+	}
+	return m;
+}
+
+void session_queue_msg(struct session *s, struct out_msg *m)
+{
+	size_t len = m->len;
+	if (s->close_after_flush) {
+		free(m);
 		return;
+	}
 	if (s->outq_bytes + len > SESSION_MAX_OUTQ_BYTES) {
+		free(m);
 		static struct log_limit limit = {.burst = 10};
 		ee_log_limited(&limit, EE_LOG_WARN, "agent %s (%s) is not reading its tunnel; closing it",
 		               s->agent_id, s->peer);
@@ -52,15 +65,6 @@ void session_queue_json(struct session *s, struct json_object *msg)
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
 		return;
 	}
-	struct out_msg *m = malloc(sizeof(*m) + LWS_PRE + len);
-	if (!m) {
-		log_error("out of memory queueing a message for agent %s", s->agent_id);
-		return;
-	}
-	m->next = NULL;
-	m->len = len;
-	m->sent = 0;
-	memcpy(m->data + LWS_PRE, text, len);
 	if (s->outq_tail)
 		s->outq_tail->next = m;
 	else
@@ -68,6 +72,21 @@ void session_queue_json(struct session *s, struct json_object *msg)
 	s->outq_tail = m;
 	s->outq_bytes += len;
 	lws_callback_on_writable(s->wsi);
+}
+
+void session_queue_json(struct session *s, struct json_object *msg)
+{
+	size_t len;
+	const char *text = json_text(msg, &len);
+	if (s->close_after_flush)
+		return;
+	struct out_msg *m = session_msg_new(len);
+	if (!m) {
+		log_error("out of memory queueing a message for agent %s", s->agent_id);
+		return;
+	}
+	memcpy(m->data + LWS_PRE, text, len);
+	session_queue_msg(s, m);
 }
 
 void session_send_status(struct session *s, const char *state, const char *reason, bool close)

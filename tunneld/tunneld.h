@@ -52,6 +52,7 @@
 #define TD_SERVICE_BUFFER 65536    /* lws pt_serv_buf_size: the loop's read buffer */
 #define TD_REQUEST_ID_PREFIX_LEN 12 /* of them random, the other 12 a counter */
 #define TD_APP_BUCKETS 4096
+#define TD_JOB_BUCKETS 1024 /* jobs by request id counter (job.c) */
 
 struct tunneld_config {
 	struct ee_config base;
@@ -180,6 +181,17 @@ struct tunneld {
 	/* request ids: a random prefix drawn once, then a counter (job.c, job_create) */
 	char request_id_prefix[TD_REQUEST_ID_PREFIX_LEN + 1];
 	uint64_t next_request_seq;
+	struct job *jobs_by_seq[TD_JOB_BUCKETS]; /* every job, by seq % TD_JOB_BUCKETS */
+	/*
+	 * Jobs waiting for an agent's answer, oldest first.  Every job gets the
+	 * same EE_PROXY_TIMEOUT_SEC, so this order is also the order of their
+	 * deadlines, and one timer (for the oldest) serves them all: lws keeps
+	 * its timers in a sorted list, and a timer per request cost an
+	 * insertion walk over every other timer per request.
+	 */
+	struct job *waiting_head, *waiting_tail;
+	lws_sorted_usec_list_t sul_waiting;
+	bool waiting_timer_set;
 	struct session *sessions;
 	int session_count;
 	struct app_entry *apps[TD_APP_BUCKETS];
@@ -201,6 +213,10 @@ struct conn_data {
 /* session.c */
 extern const struct lws_protocols tunneld_control_protocol;
 void session_queue_json(struct session *s, struct json_object *msg);
+/* A message of len bytes to fill at data + LWS_PRE (one more for a NUL); NULL when out of memory. */
+struct out_msg *session_msg_new(size_t len);
+/* Queues m (taken) for s's agent. */
+void session_queue_msg(struct session *s, struct out_msg *m);
 void session_send_status(struct session *s, const char *state, const char *reason, bool close);
 bool session_allowed(const struct session *s, int64_t now_ms);
 void session_close_all(struct tunneld *td);
@@ -233,7 +249,8 @@ enum job_origin { JOB_ORIGIN_CONTROL, JOB_ORIGIN_PROXY };
 struct job_request {
 	char method[17];
 	char *path;                  /* owned */
-	struct json_object *headers; /* owned: name -> value */
+	char *headers_json;          /* owned: a JSON object of strings, name -> value, as sent */
+	size_t headers_json_len;
 	unsigned char *body;         /* owned */
 	size_t body_len;
 };
@@ -246,7 +263,11 @@ struct job {
 	struct session *session;     /* the tunnel it is in flight on, or NULL */
 	struct job *next, *prev;     /* in session->jobs */
 	int attempts;
-	lws_sorted_usec_list_t sul_timeout;
+	uint64_t seq;                /* the counter in request_id */
+	struct job *seq_next;        /* in td->jobs_by_seq */
+	struct job *wait_next, *wait_prev; /* in td->waiting_head.. while timed */
+	bool waiting;
+	int64_t deadline_ms;         /* time_monotonic_ms() at which it times out */
 	/* where the answer goes */
 	enum job_origin origin;
 	void *origin_conn;           /* control_http's or proxy_http's connection */

@@ -64,12 +64,51 @@ static void check_value(const uint8_t *data, size_t size, struct json_object *v)
 	}
 }
 
+/* Text the agent wrote must read back as JSON (not checking UTF-8: values pass bytes through). */
+static struct json_object *read_back(const uint8_t *data, size_t size, const char *text,
+                                     size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	if (!tok)
+		abort();
+	struct json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+	bool whole = o && json_tokener_get_error(tok) == json_tokener_success &&
+	             json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!whole || !json_object_is_type(o, json_type_object))
+		fuzz_fail("the agent wrote JSON that does not read back", data, size);
+	return o;
+}
+
 static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_t len)
 {
 	struct tunnel_msg m;
 	struct ee_error err;
-	if (tunnel_msg_parse(text ? text : "", len, &m, &err) != 0)
+	/* The reader without json-c takes a subset, and makes exactly the same job of it. */
+	struct backend_job *fast = backend_job_from_text(&config, text ? text : "", len, 1);
+	if (tunnel_msg_parse(text ? text : "", len, &m, &err) != 0) {
+		if (fast)
+			fuzz_fail("the fast reader took what json-c refuses", data, size);
 		return;
+	}
+	if (fast) {
+		struct backend_job *slow = m.type == TUNNEL_MSG_PROXY_REQUEST
+		                                   ? backend_job_from_request(&config, m.root, 1, &err)
+		                                   : NULL;
+		if (!slow)
+			fuzz_fail("the fast reader took a request the checks refuse", data, size);
+		struct buf a, b;
+		buf_init(&a);
+		buf_init(&b);
+		if (backend_job_describe(fast, &a) != 0 || backend_job_describe(slow, &b) != 0)
+			abort();
+		if (a.len != b.len || memcmp(a.data, b.data, a.len) != 0)
+			fuzz_fail("the two readers made different jobs", data, size);
+		buf_free(&a);
+		buf_free(&b);
+		backend_job_free(slow);
+		backend_job_free(fast);
+	}
 	if (m.type == TUNNEL_MSG_PROXY_REQUEST) {
 		struct backend_job *job = backend_job_from_request(&config, m.root, 1, &err);
 		if (job) {
@@ -85,6 +124,14 @@ static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_
 			if (m.request_id && *m.request_id && strlen(m.request_id) <= AGENT_REQUEST_ID_MAX) {
 				struct outbox_msg *answer =
 					backend_error_response(1, m.request_id, err.status, err.reason);
+				if (!answer)
+					abort();
+				struct json_object *o = read_back(data, size, answer->text, answer->len);
+				struct json_object *id;
+				if (!json_object_object_get_ex(o, "request_id", &id) ||
+				    strcmp(json_object_get_string(id), m.request_id) != 0)
+					fuzz_fail("the error answer does not carry the request id", data, size);
+				json_object_put(o);
 				outbox_msg_free(answer);
 			}
 		}
@@ -95,17 +142,23 @@ static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_
 static void fuzz_headers(const uint8_t *data, size_t size, const char *text, size_t len,
                          bool head)
 {
-	struct json_object *headers = json_object_new_object();
-	if (!headers)
-		return;
+	struct backend_headers h;
+	backend_headers_init(&h);
 	size_t start = 0;
 	while (start < len) {
 		const char *nl = memchr(text + start, '\n', len - start);
 		size_t end = nl ? (size_t)(nl - text) + 1 : len;
-		if (backend_header_line(&headers, text + start, end - start, head) != 0)
+		if (backend_header_line(&h, text + start, end - start, head) != 0)
 			break;
 		start = end;
 	}
+	struct buf out;
+	buf_init(&out);
+	if (backend_headers_json(&h, &out) != 0)
+		abort();
+	struct json_object *headers = read_back(data, size, out.data, out.len);
+	if (json_object_object_length(headers) != h.count || h.count > AGENT_HEADERS_MAX)
+		fuzz_fail("the headers object lost or gained a name", data, size);
 	json_object_object_foreach(headers, name, v)
 	{
 		size_t nlen = strlen(name);
@@ -125,6 +178,8 @@ static void fuzz_headers(const uint8_t *data, size_t size, const char *text, siz
 		}
 	}
 	json_object_put(headers);
+	buf_free(&out);
+	backend_headers_free(&h);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -868,6 +868,41 @@ static void test_request_headers(void)
 		}
 		CHECK_INT(r.status, 200);
 		http_result_free(&r);
+
+		/* ee-tunneld writes the headers' JSON itself: every byte must arrive as sent. */
+		test_case("%s: values with quotes, backslashes, tabs and UTF-8 arrive as sent; a repeat "
+		          "in another case joins the first spelling",
+		          route_names[route]);
+		const char *odd[] = {"X-Quote: say \"hi\" \"\"",
+		                     "X-Backslash: C:\\dir\\ \\\"",
+		                     "X-Tab: a\tb",
+		                     "X-Utf8: caf\xc3\xa9 \xe2\x82\xac",
+		                     "X-Slash: </script>",
+		                     "X-Case: first",
+		                     "x-case: \"second\"",
+		                     NULL};
+		struct request rq2 = {.method = "GET", .path = "/headers", .headers = odd};
+		if (exchange(demo, (enum route)route, "demo", &rq2, NULL, &seen, &r)) {
+			const char *v;
+			CHECK((v = req_header(&seen, "X-Quote")) && strcmp(v, "say \"hi\" \"\"") == 0,
+			      "(X-Quote: %s)", v ? v : "(none)");
+			CHECK((v = req_header(&seen, "X-Backslash")) && strcmp(v, "C:\\dir\\ \\\"") == 0,
+			      "(X-Backslash: %s)", v ? v : "(none)");
+			CHECK((v = req_header(&seen, "X-Tab")) && strcmp(v, "a\tb") == 0, "(X-Tab: %s)",
+			      v ? v : "(none)");
+			CHECK((v = req_header(&seen, "X-Utf8")) &&
+			          strcmp(v, "caf\xc3\xa9 \xe2\x82\xac") == 0,
+			      "(X-Utf8: %s)", v ? v : "(none)");
+			CHECK((v = req_header(&seen, "X-Slash")) && strcmp(v, "</script>") == 0,
+			      "(X-Slash: %s)", v ? v : "(none)");
+			CHECK((v = req_header(&seen, "X-Case")) && strcmp(v, "first, \"second\"") == 0,
+			      "(X-Case: %s; %s)", v ? v : "(none)", req_headers_text(&seen));
+			CHECK(strstr(req_headers_text(&seen), "\"X-Case\"") != NULL, "(%s)",
+			      req_headers_text(&seen));
+			agent_request_free(&seen);
+		}
+		CHECK_INT(r.status, 200);
+		http_result_free(&r);
 	}
 
 	for (int route = ROUTE_CADDY_ENVELOPE; route <= ROUTE_CONTROL_ENVELOPE; route++) {
