@@ -601,7 +601,7 @@ static struct outbox_msg *proxy_response(uint64_t generation, const char *reques
 		return NULL;
 	char *p = mem + LWS_PRE;
 	memcpy(p, open_text, sizeof(open_text) - 1);
-	p = json_write_string(p + sizeof(open_text) - 1, request_id, id_len);
+	p = json_string_put(p + sizeof(open_text) - 1, request_id, id_len);
 	memcpy(p, status_text, (size_t)status_len);
 	p += status_len;
 	memcpy(p, headers_json, headers_len);
@@ -625,7 +625,7 @@ struct outbox_msg *backend_error_response(uint64_t generation, const char *reque
 	if (!body)
 		return NULL;
 	memcpy(body, open_body, sizeof(open_body) - 1);
-	char *p = json_write_string(body + sizeof(open_body) - 1, reason, reason_len);
+	char *p = json_string_put(body + sizeof(open_body) - 1, reason, reason_len);
 	*p = '}';
 	struct outbox_msg *m = proxy_response(generation, request_id, status, headers,
 	                                      sizeof(headers) - 1, (const unsigned char *)body, len);
@@ -743,7 +743,7 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 		bool list = nm->count > 1 && strcasecmp(name, "set-cookie") == 0;
 		if (i)
 			buf_append(out, ",", 1);
-		json_buf_string(out, name, nm->len);
+		json_append_string(out, name, nm->len);
 		buf_append(out, list ? ":[" : ":", list ? 2 : 1);
 		if (nm->count == 1 || list) {
 			unsigned seen = 0;
@@ -756,7 +756,7 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 					continue;
 				if (seen++)
 					buf_append(out, ",", 1);
-				json_buf_string(out, value, vlen);
+				json_append_string(out, value, vlen);
 			}
 			if (list)
 				buf_append(out, "]", 1);
@@ -777,7 +777,7 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 				buf_append(&joined, ", ", 2);
 			buf_append(&joined, value, vlen);
 		}
-		int rc = joined.failed ? -1 : json_buf_string(out, joined.data, joined.len);
+		int rc = joined.failed ? -1 : json_append_string(out, joined.data, joined.len);
 		buf_free(&joined);
 		if (rc != 0)
 			return -1;

@@ -28,7 +28,7 @@ size_t json_string_len(const char *s, size_t n)
 	return len;
 }
 
-char *json_write_string(char *out, const char *s, size_t n)
+char *json_string_put(char *out, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	*out++ = '"';
@@ -58,12 +58,12 @@ char *json_write_string(char *out, const char *s, size_t n)
 	return out;
 }
 
-int json_buf_string(struct buf *b, const char *s, size_t n)
+int json_append_string(struct buf *b, const char *s, size_t n)
 {
 	size_t len = json_string_len(s, n);
 	if (buf_reserve(b, len) != 0)
 		return -1;
-	char *end = json_write_string(b->data + b->len, s, n);
+	char *end = json_string_put(b->data + b->len, s, n);
 	b->len = (size_t)(end - b->data);
 	b->data[b->len] = '\0';
 	return 0;

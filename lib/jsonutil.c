@@ -214,17 +214,6 @@ const char *json_text(struct json_object *obj, size_t *len)
 
 /* ---- the writer ---- */
 
-/* The bytes a JSON string cannot hold as they are: controls, '"' and '\\'. */
-static const bool escaped_byte[256] = {
-	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
-	[0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
-	[0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
-	[0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
-	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
-};
-
-static bool needs_escape(unsigned char c) { return escaped_byte[c]; }
-
 /* Room for n more bytes, written by the caller at the returned pointer; NULL when out of memory. */
 static char *buf_extend(struct buf *b, size_t n)
 {
@@ -235,63 +224,6 @@ static char *buf_extend(struct buf *b, size_t n)
 	b->len += n;
 	b->data[b->len] = '\0';
 	return p;
-}
-
-static size_t plain_prefix(const char *s, size_t len)
-{
-	size_t i = 0;
-	while (i < len && !needs_escape((unsigned char)s[i]))
-		i++;
-	return i;
-}
-
-int json_append_string(struct buf *b, const char *s, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	/* The usual case, nothing to escape: one copy. */
-	if (plain_prefix(s, len) == len) {
-		char *p = buf_extend(b, len + 2);
-		if (!p)
-			return -1;
-		p[0] = '"';
-		memcpy(p + 1, s, len);
-		p[len + 1] = '"';
-		return 0;
-	}
-	if (buf_append(b, "\"", 1) != 0)
-		return -1;
-	size_t run = 0; /* start of the bytes not yet copied, which need no escape */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!needs_escape(c))
-			continue; /* UTF-8 and DEL go through as they are, as json-c writes them */
-		if (buf_append(b, s + run, i - run) != 0)
-			return -1;
-		run = i + 1;
-		char esc[6] = {'\\', 0, 0, 0, 0, 0};
-		size_t n = 2;
-		switch (c) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
-		default:
-			esc[1] = 'u';
-			esc[2] = '0';
-			esc[3] = '0';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 0xf];
-			n = 6;
-		}
-		if (buf_append(b, esc, n) != 0)
-			return -1;
-	}
-	if (buf_append(b, s + run, len - run) != 0)
-		return -1;
-	return buf_append(b, "\"", 1);
 }
 
 void json_writer_init(struct json_writer *w, struct buf *out)
@@ -308,24 +240,16 @@ static void write_prefix(struct json_writer *w, const char *key)
 	bool comma = (w->nonempty & bit) != 0;
 	w->nonempty |= bit;
 	size_t klen = key ? strlen(key) : 0;
-	if (key && plain_prefix(key, klen) == klen) {
-		/* ,"key": in one piece */
-		char *p = buf_extend(w->out, comma + klen + 3);
-		if (!p)
-			return;
-		if (comma)
-			*p++ = ',';
-		*p++ = '"';
-		memcpy(p, key, klen);
-		p[klen] = '"';
-		p[klen + 1] = ':';
+	size_t qlen = key ? json_string_len(key, klen) : 0;
+	/* ,"key": in one piece */
+	char *p = buf_extend(w->out, comma + (key ? qlen + 1 : 0));
+	if (!p)
 		return;
-	}
 	if (comma)
-		buf_append(w->out, ",", 1);
+		*p++ = ',';
 	if (key) {
-		json_append_string(w->out, key, klen);
-		buf_append(w->out, ":", 1);
+		p = json_string_put(p, key, klen);
+		*p = ':';
 	}
 }
 

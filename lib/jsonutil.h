@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "json_writer.h"
 #include "util.h"
 
 #define EE_JSON_MAX_DEPTH 16
@@ -80,8 +81,5 @@ void json_write_null(struct json_writer *w, const char *key);
 void json_write_time(struct json_writer *w, const char *key, int64_t unix_ms);
 /* A value that is already JSON text (the caller vouches for it). */
 void json_write_raw(struct json_writer *w, const char *key, const char *json, size_t len);
-
-/* Appends s as a quoted JSON string, escaped as json-c escapes it; -1 when out of memory. */
-int json_append_string(struct buf *b, const char *s, size_t len);
 
 #endif

@@ -207,11 +207,11 @@ static struct out_msg *proxy_request_msg(const struct job *j)
 		return NULL;
 	char *p = (char *)m->data + LWS_PRE;
 	memcpy(p, k_open, sizeof(k_open) - 1);
-	p = json_write_string(p + sizeof(k_open) - 1, j->request_id, id_len);
+	p = json_string_put(p + sizeof(k_open) - 1, j->request_id, id_len);
 	memcpy(p, k_method, sizeof(k_method) - 1);
-	p = json_write_string(p + sizeof(k_method) - 1, r->method, method_len);
+	p = json_string_put(p + sizeof(k_method) - 1, r->method, method_len);
 	memcpy(p, k_path, sizeof(k_path) - 1);
-	p = json_write_string(p + sizeof(k_path) - 1, r->path, path_len);
+	p = json_string_put(p + sizeof(k_path) - 1, r->path, path_len);
 	memcpy(p, k_headers, sizeof(k_headers) - 1);
 	p += sizeof(k_headers) - 1;
 	memcpy(p, headers, headers_len);

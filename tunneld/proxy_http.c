@@ -280,14 +280,14 @@ static int take_request(struct proxy_conn *c, const struct http_request_head *he
 		if (!first)
 			buf_append(&out, ",", 1);
 		first = false;
-		json_buf_string(&out, h->name, h->name_len);
+		json_append_string(&out, h->name, h->name_len);
 		buf_append(&out, ":", 1);
 		int repeats = 0;
 		for (int k = i + 1; k < head->header_count; k++)
 			if (fwd[k] && same_name(&head->headers[k], h))
 				repeats++;
 		if (!repeats) {
-			json_buf_string(&out, h->value, h->value_len);
+			json_append_string(&out, h->value, h->value_len);
 			continue;
 		}
 		struct buf joined;
@@ -302,7 +302,7 @@ static int take_request(struct proxy_conn *c, const struct http_request_head *he
 			buf_append(&joined, r->value, r->value_len);
 		}
 		if (!joined.failed)
-			json_buf_string(&out, joined.data, joined.len);
+			json_append_string(&out, joined.data, joined.len);
 		else
 			out.failed = true;
 		buf_free(&joined);

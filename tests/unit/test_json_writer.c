@@ -32,7 +32,7 @@ static void check_same(const char *s, size_t n)
 	char *want = json_c_text(s, n);
 	size_t len = json_string_len(s, n);
 	char *got = malloc(len + 1);
-	char *end = json_write_string(got, s, n);
+	char *end = json_string_put(got, s, n);
 	*end = '\0';
 	CHECK_INT((long long)(end - got), (long long)len);
 	CHECK_INT((long long)len, (long long)strlen(want));
@@ -40,7 +40,7 @@ static void check_same(const char *s, size_t n)
 	struct buf b;
 	buf_init(&b);
 	buf_puts(&b, "x");
-	CHECK_INT(json_buf_string(&b, s, n), 0);
+	CHECK_INT(json_append_string(&b, s, n), 0);
 	CHECK(b.len == len + 1 && strcmp(b.data + 1, want) == 0, "buffer form of %s", want);
 	/* And it reads back as the same bytes. */
 	struct json_object *back = json_tokener_parse(got);
@@ -56,12 +56,12 @@ static void check_same(const char *s, size_t n)
 
 static void test_each_byte(void)
 {
-	test_case("json_write_string: each of the 256 bytes alone, as json-c writes it");
+	test_case("json_string_put: each of the 256 bytes alone, as json-c writes it");
 	for (int c = 0; c < 256; c++) {
 		char s[1] = {(char)c};
 		check_same(s, 1);
 	}
-	test_case("json_write_string: each byte between others");
+	test_case("json_string_put: each byte between others");
 	for (int c = 0; c < 256; c++) {
 		char s[5] = {'a', 'b', (char)c, 'c', 'd'};
 		check_same(s, sizeof(s));
@@ -70,35 +70,35 @@ static void test_each_byte(void)
 
 static void test_cases(void)
 {
-	test_case("json_write_string: empty");
+	test_case("json_string_put: empty");
 	check_same("", 0);
 	CHECK_INT((long long)json_string_len("", 0), 2);
 
-	test_case("json_write_string: quotes, backslashes, slashes");
+	test_case("json_string_put: quotes, backslashes, slashes");
 	check_same("say \"hi\"", 8);
 	check_same("C:\\path\\", 8);
 	check_same("\\\"\\\"", 4);
 	check_same("a/b</script>", 12);
 	check_same("\"", 1);
 
-	test_case("json_write_string: control characters, short and \\u forms");
+	test_case("json_string_put: control characters, short and \\u forms");
 	check_same("\b\f\n\r\t", 5);
 	check_same("\x01\x1f\x0b\x7f", 4);
 	check_same("a\0b", 3);
 
-	test_case("json_write_string: non-ASCII, valid UTF-8 and not");
+	test_case("json_string_put: non-ASCII, valid UTF-8 and not");
 	check_same("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 15);
 	check_same("\xff\xfe\x80", 3);
 
-	test_case("json_write_string: known texts");
+	test_case("json_string_put: known texts");
 	char out[64];
-	*json_write_string(out, "a\"b\\c\nd\x01", 8) = '\0';
+	*json_string_put(out, "a\"b\\c\nd\x01", 8) = '\0';
 	CHECK_STR(out, "\"a\\\"b\\\\c\\nd\\u0001\"");
 }
 
 static void test_random(void)
 {
-	test_case("json_write_string: 2,000 random strings up to 300 bytes");
+	test_case("json_string_put: 2,000 random strings up to 300 bytes");
 	unsigned int seed = 12345;
 	char s[300];
 	for (int i = 0; i < 2000; i++) {
