@@ -36,8 +36,9 @@
 
 #define MAX_WORKERS 256
 #define MAX_THREADS 64
-/* Enough requests in flight per worker for transfers to share commits. */
-#define DEFAULT_THREADS 8
+/* Enough requests in flight per worker for transfers to share commits
+ * (docs/PERFORMANCE.md: 8, 16 and 32 measured). */
+#define DEFAULT_THREADS 32
 #define LISTEN_BACKLOG 1024
 
 /* Lock-free atomics, so that the signal handler may use them. */
@@ -144,13 +145,18 @@ static void close_promptly_if_drained(FCGX_Request *fcgi)
 }
 
 /*
- * A worker's threads all block in accept on the one socket: Linux hands
- * each connection to one of them, and libfcgi keeps all of a request's
- * state in its FCGX_Request, so they need no lock of their own.
+ * A worker's threads take turns in accept (leader and followers): one
+ * thread waits in accept while the others wait for the lock, and whoever
+ * finishes a request next takes over.  Without the lock every idle thread
+ * sleeps in accept and each connection wakes a cold one: reads measured a
+ * fifth slower with 8 threads than with 1 (docs/PERFORMANCE.md).  libfcgi
+ * keeps all of a request's state in its FCGX_Request, so nothing else is
+ * shared.
  */
 struct worker {
 	int listen_fd;
 	const struct ee_config *cfg;
+	pthread_mutex_t accept_lock;
 };
 
 /* One thread of a FastCGI worker: accepts and answers one request at a time. */
@@ -167,9 +173,11 @@ static void *serve_connections(void *arg)
 	struct api_response res;
 	http_response_init(&res);
 	for (;;) {
+		pthread_mutex_lock(&w->accept_lock);
 		int rc = atomic_load(&stop_requested) ? -1 : FCGX_Accept_r(&fcgi);
 		if (rc >= 0)
 			atomic_fetch_add(&requests_in_progress, 1);
+		pthread_mutex_unlock(&w->accept_lock);
 		if (rc < 0) {
 			if (errno == EINTR && !atomic_load(&stop_requested))
 				continue;
@@ -207,6 +215,7 @@ static int run_fastcgi_worker(int listen_fd, int threads, const struct ee_config
 	signal(SIGPIPE, SIG_IGN);
 
 	struct worker w = {.listen_fd = listen_fd, .cfg = cfg};
+	pthread_mutex_init(&w.accept_lock, NULL);
 	pthread_t ids[MAX_THREADS];
 	int started = 0;
 	for (int i = 1; i < threads; i++) {
