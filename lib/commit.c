@@ -55,14 +55,17 @@ static struct commit_job *run_batch(struct commit_group *group, struct ee_db *db
 		fail_all(batch, &err);
 		return batch;
 	}
+	bool kept = false;
 	for (struct commit_job *job = batch; job; job = job->next) {
 		ee_error_clear(&job->err);
 		job->rc = -1;
 		if (db_savepoint(db, &job->err) == 0) {
-			if (job->run(job->arg, db, &job->err) == 0 && db_release(db, &job->err) == 0)
+			if (job->run(job->arg, db, &job->err) == 0 && db_release(db, &job->err) == 0) {
 				job->rc = 0;
-			else
+				kept = true;
+			} else {
 				db_rollback_to(db);
+			}
 		}
 		if (!db_in_transaction(db)) {
 			/* SQLite undid the whole transaction (a full disk, an I/O error):
@@ -71,6 +74,11 @@ static struct commit_job *run_batch(struct commit_group *group, struct ee_db *db
 			fail_all(batch, &err);
 			return batch;
 		}
+	}
+	if (!kept) {
+		/* Every job refused or replayed: nothing to store, no commit to make. */
+		db_rollback(db);
+		return batch;
 	}
 	if (db_commit(db, &err) != 0)
 		/* Nothing of the batch is stored, and each job's answer was computed

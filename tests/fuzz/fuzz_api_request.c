@@ -49,6 +49,7 @@
 #include <sqlite3.h>
 
 #include "api.h"
+#include "commit.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -74,6 +75,7 @@ static char tmp_dir[512];
 static char db_path[600];
 static struct ee_config cfg;
 static struct api_context ctx;
+static struct commit_group commits; /* one thread: every batch holds one request */
 static char node_token[NODE_TOKEN_LEN + 1];
 static char report_id[LEDGER_ID_LEN + 1] = "none";
 static unsigned long requests_done;
@@ -208,6 +210,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = &cfg;
+	commit_group_init(&commits);
+	ctx.commits = &commits;
 	ctx.policy.registration_ttl_days = cfg.registration_ttl_days;
 	ctx.policy.registration_warn_days = cfg.registration_warn_days;
 	ctx.policy.domain = cfg.domain;
