@@ -173,11 +173,16 @@ static void *serve_connections(void *arg)
 	struct api_response res;
 	http_response_init(&res);
 	for (;;) {
-		pthread_mutex_lock(&w->accept_lock);
+		/* A connection the server kept (FCGI_KEEP_CONN) brings this thread its
+		 * next request: waiting for it must not hold up the accepts. */
+		bool accepting = fcgi.ipcFd < 0;
+		if (accepting)
+			pthread_mutex_lock(&w->accept_lock);
 		int rc = atomic_load(&stop_requested) ? -1 : FCGX_Accept_r(&fcgi);
 		if (rc >= 0)
 			atomic_fetch_add(&requests_in_progress, 1);
-		pthread_mutex_unlock(&w->accept_lock);
+		if (accepting)
+			pthread_mutex_unlock(&w->accept_lock);
 		if (rc < 0) {
 			if (errno == EINTR && !atomic_load(&stop_requested))
 				continue;

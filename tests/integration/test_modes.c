@@ -5,9 +5,13 @@
  * (LISTEN_FDS), and as CGI (covered in test_api.c).  Also: a worker killed
  * with SIGKILL is replaced; a database that cannot be opened answers 503
  * and recovers without a restart; a bad setting stops the program with a
- * message naming the variable.
+ * message naming the variable; connections the FastCGI client keeps
+ * (FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn does) are served in turn.
  */
 #include <dirent.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +165,119 @@ static void test_database_recovers(void)
 	CHECK(system(cmd) == 0);
 }
 
+/* ---- a FastCGI client that keeps its connections ---- */
+
+/* One record: the 8-byte header (version 1, type, request id 1) and content. */
+static size_t fcgi_record(unsigned char *out, int type, const void *content, size_t len)
+{
+	out[0] = 1;
+	out[1] = (unsigned char)type;
+	out[2] = 0;
+	out[3] = 1;
+	out[4] = (unsigned char)(len >> 8);
+	out[5] = (unsigned char)len;
+	out[6] = 0;
+	out[7] = 0;
+	memcpy(out + 8, content, len);
+	return 8 + len;
+}
+
+static size_t fcgi_param(unsigned char *out, const char *name, const char *value)
+{
+	size_t n = strlen(name), v = strlen(value);
+	out[0] = (unsigned char)n;
+	out[1] = (unsigned char)v;
+	memcpy(out + 2, name, n);
+	memcpy(out + 2 + n, value, v);
+	return 2 + n + v;
+}
+
+/* Sends GET /health with FCGI_KEEP_CONN; 0 once its END_REQUEST came with a 200 before it. */
+static int fcgi_kept_request(int fd)
+{
+	unsigned char msg[1024], params[512];
+	static const unsigned char begin[8] = {0, 1, 1}; /* role responder, flags keep-conn */
+	size_t p = 0;
+	p += fcgi_param(params + p, "REQUEST_METHOD", "GET");
+	p += fcgi_param(params + p, "REQUEST_URI", "/health");
+	p += fcgi_param(params + p, "SCRIPT_NAME", "");
+	p += fcgi_param(params + p, "REMOTE_ADDR", "127.0.0.1");
+	size_t n = fcgi_record(msg, 1, begin, sizeof(begin));
+	n += fcgi_record(msg + n, 4, params, p);
+	n += fcgi_record(msg + n, 4, "", 0);
+	n += fcgi_record(msg + n, 5, "", 0);
+	if (test_write_all(fd, msg, n) != 0)
+		return -1;
+	char got[4096];
+	size_t have = 0;
+	bool ok = false;
+	for (;;) {
+		/* Records until END_REQUEST (type 3); the answer is in STDOUT (type 6). */
+		while (have >= 8) {
+			size_t clen = (size_t)got[4] << 8 | (unsigned char)got[5];
+			size_t total = 8 + clen + (unsigned char)got[6];
+			if (have < total)
+				break;
+			if (got[1] == 6 && clen >= 11 && memcmp(got + 8, "Status: 200", 11) == 0)
+				ok = true;
+			if (got[1] == 3)
+				return ok ? 0 : -1;
+			memmove(got, got + total, have - total);
+			have -= total;
+		}
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (poll(&pfd, 1, 5000) != 1)
+			return -1; /* no answer in 5 s */
+		ssize_t r = read(fd, got + have, sizeof(got) - have);
+		if (r <= 0)
+			return -1;
+		have += (size_t)r;
+	}
+}
+
+#define KEPT_CONNECTIONS 4
+#define KEPT_ROUNDS 50
+
+static void test_kept_connections(void)
+{
+	struct stack st;
+	test_case("FastCGI connections kept by the client (FCGI_KEEP_CONN): %d of them, %d requests "
+	          "each in turn, all answered",
+	          KEPT_CONNECTIONS, KEPT_ROUNDS);
+	struct stack_options opt = {.api_mode = STACK_API_LISTEN_UNIX, .workers = 1};
+	if (stack_start(&st, "kept", &opt) != 0) {
+		stack_stop(&st);
+		return;
+	}
+	int fds[KEPT_CONNECTIONS];
+	for (int i = 0; i < KEPT_CONNECTIONS; i++) {
+		struct sockaddr_un addr = {.sun_family = AF_UNIX};
+		size_t len = strlen(st.socket_path);
+		CHECK(len < sizeof(addr.sun_path), "socket path too long");
+		memcpy(addr.sun_path, st.socket_path, len < sizeof(addr.sun_path) ? len : 0);
+		fds[i] = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CHECK(fds[i] >= 0 && connect(fds[i], (struct sockaddr *)&addr, sizeof(addr)) == 0,
+		      "connect %s", st.socket_path);
+	}
+	int answered = 0;
+	/* Round robin: each connection's next request only after the others' answers. */
+	for (int round = 0; round < KEPT_ROUNDS && !test_case_failed(); round++) {
+		for (int i = 0; i < KEPT_CONNECTIONS; i++) {
+			if (fcgi_kept_request(fds[i]) != 0) {
+				test_fail(__FILE__, __LINE__, "connection %d, request %d: no answer", i,
+				          round + 1);
+				break;
+			}
+			answered++;
+		}
+	}
+	CHECK_INT(answered, KEPT_CONNECTIONS * KEPT_ROUNDS);
+	for (int i = 0; i < KEPT_CONNECTIONS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	stack_stop(&st);
+}
+
 static void test_bad_setting(void)
 {
 	test_case("an invalid setting stops ee-api at start and names the variable");
@@ -184,6 +301,7 @@ int main(void)
 	run_mode(STACK_API_SOCKET_ACTIVATION, "socket-activation");
 	test_worker_replaced();
 	test_database_recovers();
+	test_kept_connections();
 	test_bad_setting();
 	return test_finish();
 }
