@@ -730,6 +730,24 @@ int backend_header_line(struct backend_headers *h, const char *data, size_t n, b
 	return add_response_header(h, name, nlen, v, (size_t)(end - v));
 }
 
+/*
+ * The next value of header name number i in the packed fields (each entry:
+ * the name's index byte, the name, NUL, the value, NUL), from *p on;
+ * NULL when there is none.
+ */
+static const char *next_value_of(const char **p, const char *end, int i, size_t *vlen)
+{
+	while (*p < end) {
+		unsigned char index = (unsigned char)**p;
+		const char *value = *p + 1 + strlen(*p + 1) + 1;
+		*vlen = strlen(value);
+		*p = value + *vlen + 1;
+		if (index == i)
+			return value;
+	}
+	return NULL;
+}
+
 int backend_headers_json(const struct backend_headers *h, struct buf *out)
 {
 	if (h->count == 0 || !h->fields.data)
@@ -746,15 +764,12 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 		json_append_string(out, name, nm->len);
 		buf_append(out, list ? ":[" : ":", list ? 2 : 1);
 		if (nm->count == 1 || list) {
-			unsigned seen = 0;
-			for (const char *p = fields; p < fields_end && seen < nm->count;) {
-				unsigned char index = (unsigned char)*p;
-				const char *value = p + 1 + strlen(p + 1) + 1;
-				size_t vlen = strlen(value);
-				p = value + vlen + 1;
-				if (index != i)
-					continue;
-				if (seen++)
+			const char *p = fields, *value;
+			size_t vlen;
+			for (unsigned seen = 0; seen < nm->count &&
+			                        (value = next_value_of(&p, fields_end, i, &vlen));
+			     seen++) {
+				if (seen)
 					buf_append(out, ",", 1);
 				json_append_string(out, value, vlen);
 			}
@@ -765,15 +780,11 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 		/* Other repeats: one string, the values joined with ", ". */
 		struct buf joined;
 		buf_init(&joined);
-		unsigned seen = 0;
-		for (const char *p = fields; p < fields_end && seen < nm->count;) {
-			unsigned char index = (unsigned char)*p;
-			const char *value = p + 1 + strlen(p + 1) + 1;
-			size_t vlen = strlen(value);
-			p = value + vlen + 1;
-			if (index != i)
-				continue;
-			if (seen++)
+		const char *p = fields, *value;
+		size_t vlen;
+		for (unsigned seen = 0;
+		     seen < nm->count && (value = next_value_of(&p, fields_end, i, &vlen)); seen++) {
+			if (seen)
 				buf_append(&joined, ", ", 2);
 			buf_append(&joined, value, vlen);
 		}
