@@ -290,6 +290,15 @@ static void test_bad_setting(void)
 	         stack_bin_dir());
 	int rc = system(cmd);
 	CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "exit status %d", rc);
+
+	test_case("--threads outside 1..64 is refused at start with a message");
+	static const char *const bad[] = {"0", "65", "-1", "8x", ""};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(cmd, sizeof(cmd),
+		         "%s/ee-api --listen /nonexistent/x.sock --threads '%s' 2>&1 | grep -q -- --threads",
+		         stack_bin_dir(), bad[i]);
+		CHECK(system(cmd) == 0, "--threads '%s' accepted", bad[i]);
+	}
 }
 
 int main(void)
