@@ -314,6 +314,7 @@ enum conn_state { CONN_IDLE, CONN_CONNECTING, CONN_SENDING, CONN_RECEIVING };
 
 struct conn {
 	int fd;
+	uint32_t events; /* what the fd is registered for in epoll; 0: not registered */
 	enum conn_state state;
 	long long index, sequence; /* {n} = offset + index + sequence * total connections */
 	int64_t started_us, retry_at_us;
@@ -344,13 +345,14 @@ static int status_of(const struct conn *c)
 	return atoi(c->status_peek + 7);
 }
 
+/* The close takes the fd out of the epoll set too (it is never duplicated). */
 static void conn_close(int epfd, struct conn *c)
 {
-	if (c->fd >= 0) {
-		epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	(void)epfd;
+	if (c->fd >= 0)
 		close(c->fd);
-	}
 	c->fd = -1;
+	c->events = 0;
 	c->state = CONN_IDLE;
 }
 
@@ -373,10 +375,37 @@ static void conn_prepare(struct conn *c)
 	c->started_us = now_us();
 }
 
-static int want(int epfd, struct conn *c, uint32_t events, bool add)
+/*
+ * Registers the fd for EVENTS unless it already is.  The client spends no
+ * system call it can avoid: the machine's two cores are shared with the
+ * server it measures (docs/PERFORMANCE.md).
+ */
+static int want(int epfd, struct conn *c, uint32_t events)
 {
+	if (c->events == events)
+		return 0;
 	struct epoll_event ev = {.events = events, .data.ptr = c};
-	return epoll_ctl(epfd, add ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, c->fd, &ev);
+	int rc = epoll_ctl(epfd, c->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev);
+	if (rc == 0)
+		c->events = events;
+	return rc;
+}
+
+/* Sends what is left of the request; then waits for the answer.  0, or -1 when the connection failed. */
+static int conn_send(int epfd, struct conn *c)
+{
+	while (c->sent < c->request_len) {
+		ssize_t n = send(c->fd, c->request + c->sent, c->request_len - c->sent, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return want(epfd, c, EPOLLOUT);
+		if (n <= 0)
+			return -1;
+		c->sent += (size_t)n;
+	}
+	c->state = CONN_RECEIVING;
+	return want(epfd, c, EPOLLIN);
 }
 
 /* Starts the connection's next request: a new socket unless one is kept. */
@@ -389,7 +418,8 @@ static void conn_start(int epfd, struct conn *c, struct result *r)
 	}
 	if (c->fd >= 0) {
 		c->state = CONN_SENDING;
-		want(epfd, c, EPOLLOUT, false);
+		if (conn_send(epfd, c) != 0)
+			conn_failed(epfd, c, r);
 		return;
 	}
 	int fd = socket(cfg.unix_socket ? AF_UNIX : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -409,8 +439,9 @@ static void conn_start(int epfd, struct conn *c, struct result *r)
 		conn_failed(epfd, c, r);
 		return;
 	}
+	/* A unix socket (and often loopback TCP) is connected at once: send now. */
 	c->state = rc == 0 ? CONN_SENDING : CONN_CONNECTING;
-	if (want(epfd, c, EPOLLOUT, true) != 0)
+	if ((rc == 0 ? conn_send(epfd, c) : want(epfd, c, EPOLLOUT)) != 0)
 		conn_failed(epfd, c, r);
 }
 
@@ -503,20 +534,8 @@ static void conn_event(int epfd, struct conn *c, uint32_t events, struct worker 
 		c->state = CONN_SENDING;
 	}
 	if (c->state == CONN_SENDING) {
-		while (c->sent < c->request_len) {
-			ssize_t n = send(c->fd, c->request + c->sent, c->request_len - c->sent, MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				return;
-			if (n <= 0) {
-				conn_failed(epfd, c, r);
-				return;
-			}
-			c->sent += (size_t)n;
-		}
-		c->state = CONN_RECEIVING;
-		want(epfd, c, EPOLLIN, false);
+		if (conn_send(epfd, c) != 0)
+			conn_failed(epfd, c, r);
 		return;
 	}
 	if (c->state == CONN_RECEIVING && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
