@@ -2,6 +2,7 @@
 #include "db.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,9 +246,23 @@ static void ensure_parent_dir(const char *path)
 		log_warn("cannot create directory %s: %s", dir, strerror(errno));
 }
 
+/*
+ * SQLite keeps memory statistics behind one process-wide mutex, taken on
+ * every allocation: with a worker's threads each on its own connection
+ * that lock is shared by all of them, for figures nothing here reads.
+ * It must be turned off before SQLite starts, hence here, once, before
+ * the process's first connection.
+ */
+static void sqlite_configure(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int db_open(const char *path, const struct ee_db_options *opts, struct ee_db **out,
             struct ee_error *err)
 {
+	static pthread_once_t configured = PTHREAD_ONCE_INIT;
+	pthread_once(&configured, sqlite_configure);
 	*out = NULL;
 	struct ee_db *db = calloc(1, sizeof(*db));
 	if (!db)
