@@ -1,6 +1,8 @@
 /* json_writer.c - JSON string literals written directly; see json_writer.h. */
 #include "json_writer.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 /*
@@ -17,14 +19,45 @@ static const char escape_kind[256] = {
 	[0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
 };
 
+/*
+ * Whether any of the eight bytes in v needs an escape: a control byte
+ * (below 0x20), a quote or a backslash.  Exact for the word as a whole
+ * (the usual "has a zero byte" tests), so a word it passes is copied as it
+ * is; a word it flags is looked at byte by byte.  Most strings written
+ * (ids, names, hex digests) have no such byte at all.
+ */
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static bool word_needs_escape(uint64_t v)
+{
+	uint64_t quote = v ^ (ONES * '"');
+	uint64_t backslash = v ^ (ONES * '\\');
+	uint64_t below_space = (v - ONES * 0x20) & ~v;
+	uint64_t is_quote = (quote - ONES) & ~quote;
+	uint64_t is_backslash = (backslash - ONES) & ~backslash;
+	return ((below_space | is_quote | is_backslash) & HIGHS) != 0;
+}
+
+/* The index of the first byte at or after i that needs an escape, or n. */
+static size_t next_escape(const char *s, size_t i, size_t n)
+{
+	for (; n - i >= 8; i += 8) {
+		uint64_t v;
+		memcpy(&v, s + i, 8);
+		if (word_needs_escape(v))
+			break;
+	}
+	while (i < n && !escape_kind[(unsigned char)s[i]])
+		i++;
+	return i;
+}
+
 size_t json_string_len(const char *s, size_t n)
 {
 	size_t len = n + 2;
-	for (size_t i = 0; i < n; i++) {
-		char k = escape_kind[(unsigned char)s[i]];
-		if (k)
-			len += k == 'u' ? 5 : 1;
-	}
+	for (size_t i = next_escape(s, 0, n); i < n; i = next_escape(s, i + 1, n))
+		len += escape_kind[(unsigned char)s[i]] == 'u' ? 5 : 1;
 	return len;
 }
 
@@ -32,15 +65,15 @@ char *json_string_put(char *out, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	*out++ = '"';
-	size_t run = 0; /* bytes copied as they are, written in one go */
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
+	size_t i = 0;
+	for (;;) {
+		size_t j = next_escape(s, i, n);
+		memcpy(out, s + i, j - i);
+		out += j - i;
+		if (j == n)
+			break;
+		unsigned char c = (unsigned char)s[j];
 		char k = escape_kind[c];
-		if (!k)
-			continue;
-		memcpy(out, s + run, i - run);
-		out += i - run;
-		run = i + 1;
 		*out++ = '\\';
 		if (k == 'u') {
 			*out++ = 'u';
@@ -51,9 +84,8 @@ char *json_string_put(char *out, const char *s, size_t n)
 		} else {
 			*out++ = k;
 		}
+		i = j + 1;
 	}
-	memcpy(out, s + run, n - run);
-	out += n - run;
 	*out++ = '"';
 	return out;
 }

@@ -66,6 +66,23 @@ static void test_each_byte(void)
 		char s[5] = {'a', 'b', (char)c, 'c', 'd'};
 		check_same(s, sizeof(s));
 	}
+	/* The writer looks at eight bytes at a time: every position in and
+	 * across those words, and bytes next to the ones that matter (0x1f/0x20,
+	 * 0x21/0x23, 0x5b/0x5d, 0x7f, 0x80, 0xff), which a word test could
+	 * mistake for them. */
+	test_case("json_string_put: each byte at each position of a 19-byte string");
+	for (int c = 0; c < 256; c++) {
+		for (size_t at = 0; at < 19; at++) {
+			char s[19];
+			memset(s, 'a', sizeof(s));
+			s[at] = (char)c;
+			check_same(s, sizeof(s));
+			if (at + 1 < sizeof(s)) {
+				s[at + 1] = (char)(c ^ 1);
+				check_same(s, sizeof(s));
+			}
+		}
+	}
 }
 
 static void test_cases(void)
