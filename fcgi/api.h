@@ -39,6 +39,7 @@ struct api_request {
 	char *body;
 	size_t body_len;
 	bool body_too_large;           /* the declared or actual body exceeded EE_MAX_BODY_BYTES */
+	bool read_incomplete; /* the input ended early or failed: nothing is answered */
 	bool path_too_long;
 	/* Percent-decoded path segments, filled by the router. */
 	char *segments[API_MAX_SEGMENTS];

@@ -177,6 +177,10 @@ void http_read_fcgi(FCGX_Request *fcgi, struct api_request *req, size_t max_body
 	}
 	if (got > max_body)
 		req->body_too_large = true;
+	/* A body cut short (the peer went away, or the worker stopped waiting
+	 * for it: see serve_connections) must not be served as if whole. */
+	if (FCGX_GetError(fcgi->in) != 0 || (declared >= 0 && got < (size_t)declared))
+		req->read_incomplete = true;
 	req->body[got] = '\0';
 	req->body_len = got;
 }

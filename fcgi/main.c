@@ -12,6 +12,7 @@
  * money-moving requests share write transactions (commit.h), which is what
  * the threads are for: reads gain little from them.
  */
+#define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -20,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -152,49 +155,230 @@ static void close_promptly_if_drained(FCGX_Request *fcgi)
  * fifth slower with 8 threads than with 1 (docs/PERFORMANCE.md).  libfcgi
  * keeps all of a request's state in its FCGX_Request, so nothing else is
  * shared.
+ *
+ * On a unix socket the worker accepts by itself and hands the connection
+ * to libfcgi, which then only reads and writes it.  libfcgi's own accept
+ * waits up to 2 s in poll(2) for each unix connection to become readable,
+ * holding the turn; that is a system call on every request, and a peer
+ * that connects and sends nothing stalled every accept of the worker.
+ * Here the turn is given back at once, and the watchdog below bounds the
+ * wait.  On TCP libfcgi accepts (it also applies FCGI_WEB_SERVER_ADDRS and
+ * TCP_NODELAY there).
  */
+
+/*
+ * The watchdog: a request must arrive whole within EE_REQUEST_READ_TIMEOUT_SEC
+ * of its connection, and its head within HEAD_TIMEOUT_MS.  A thread
+ * reading a request arms its slot with the deadline; once a second a
+ * watchdog thread sends each thread past its deadline a real-time signal,
+ * whose empty handler makes the blocked read fail with EINTR.  The request
+ * is then dropped without an answer.  The thread disarms under the slot's
+ * lock and then waits until every signal sent to it has arrived (they are
+ * queued and counted), so no signal is left over to interrupt a later
+ * read or write.  Arming costs no system call.  A kept connection
+ * (FCGI_KEEP_CONN) waiting for its next request is not watched.
+ */
+#define HEAD_TIMEOUT_MS 2000
+#define WATCHDOG_PERIOD_MS 250
+
+struct thread_slot {
+	pthread_mutex_t lock;
+	pthread_t thread;
+	bool started;
+	int64_t deadline_ms; /* 0: not armed */
+	int signals_sent;
+	struct worker *worker;
+};
+
 struct worker {
 	int listen_fd;
+	bool own_accept; /* a unix socket: accept4 here, not libfcgi's accept */
 	const struct ee_config *cfg;
 	pthread_mutex_t accept_lock;
+	int threads;
+	struct thread_slot slots[MAX_THREADS];
 };
+
+static _Thread_local volatile sig_atomic_t signals_received;
+
+static void watchdog_on_signal(int sig)
+{
+	(void)sig;
+	signals_received = signals_received + 1;
+}
+
+static int watchdog_signal(void)
+{
+	return SIGRTMIN + 1;
+}
+
+static void watch(struct thread_slot *slot, int64_t deadline_ms)
+{
+	pthread_mutex_lock(&slot->lock);
+	slot->deadline_ms = deadline_ms;
+	pthread_mutex_unlock(&slot->lock);
+}
+
+/* Disarms the slot; true when the watchdog had signalled this thread. */
+static bool unwatch(struct thread_slot *slot)
+{
+	pthread_mutex_lock(&slot->lock);
+	slot->deadline_ms = 0;
+	int sent = slot->signals_sent;
+	slot->signals_sent = 0;
+	pthread_mutex_unlock(&slot->lock);
+	if (sent == 0)
+		return false;
+	/* Sent, so pending or handled: any system call lets a pending one in. */
+	while (signals_received < sent)
+		sched_yield();
+	signals_received = 0;
+	return true;
+}
+
+static void *run_watchdog(void *arg)
+{
+	struct worker *w = arg;
+	const struct timespec period = {0, WATCHDOG_PERIOD_MS * 1000000L};
+	for (;;) {
+		nanosleep(&period, NULL);
+		int64_t now = time_monotonic_ms();
+		for (int i = 0; i < w->threads; i++) {
+			struct thread_slot *slot = &w->slots[i];
+			pthread_mutex_lock(&slot->lock);
+			if (slot->started && slot->deadline_ms != 0 && now >= slot->deadline_ms &&
+			    pthread_kill(slot->thread, watchdog_signal()) == 0)
+				slot->signals_sent++;
+			pthread_mutex_unlock(&slot->lock);
+		}
+	}
+	return NULL;
+}
+
+/* What next_request found when it has no request. */
+enum { NO_REQUEST = -1, ACCEPT_BROKEN = -2 };
+
+/* The next connection, accepted in turn; NO_REQUEST or ACCEPT_BROKEN when there is none. */
+static int accept_in_turn(struct worker *w)
+{
+	pthread_mutex_lock(&w->accept_lock);
+	int fd = atomic_load(&stop_requested) ? -1 : accept4(w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	int saved = errno;
+	pthread_mutex_unlock(&w->accept_lock);
+	if (fd >= 0 || atomic_load(&stop_requested))
+		return fd >= 0 ? fd : NO_REQUEST;
+	switch (saved) {
+	case EINTR:
+	case EAGAIN:
+	case ECONNABORTED:
+	case EPROTO:
+		return NO_REQUEST;
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM: {
+		/* Out of descriptors or memory: the connection waits in the queue. */
+		static struct log_limit accept_log = {.burst = 10};
+		ee_log_limited(&accept_log, EE_LOG_ERROR, "accept failed: %s", strerror(saved));
+		struct timespec pause = {0, 10 * 1000000L};
+		nanosleep(&pause, NULL);
+		return NO_REQUEST;
+	}
+	default:
+		log_error("accept failed: %s", strerror(saved));
+		return ACCEPT_BROKEN;
+	}
+}
+
+/*
+ * The next request's head, read by libfcgi: on a connection kept from the
+ * last request, a new one accepted here (own_accept), or one libfcgi
+ * accepts.  0 with a request; NO_REQUEST when a connection brought none
+ * (or an accept was interrupted), to try again; ACCEPT_BROKEN when the
+ * listening socket fails.
+ */
+static int next_request(struct worker *w, struct thread_slot *slot, FCGX_Request *fcgi)
+{
+	int64_t read_limit_ms = (int64_t)w->cfg->request_read_timeout_sec * 1000;
+	int rc;
+	if (fcgi->ipcFd >= 0) {
+		/* A kept connection the server closed brings none. */
+		rc = FCGX_Accept_r(fcgi) < 0 ? NO_REQUEST : 0;
+	} else if (w->own_accept) {
+		int fd = accept_in_turn(w);
+		if (fd < 0)
+			return fd;
+		int64_t now = time_monotonic_ms();
+		watch(slot, now + (read_limit_ms < HEAD_TIMEOUT_MS ? read_limit_ms : HEAD_TIMEOUT_MS));
+		/* libfcgi reads a connection it holds (ipcFd) without accepting;
+		 * keepConnection stops the finish it starts with from closing it,
+		 * and detached makes its close of a connection that brought no
+		 * request a plain one, not a wait of up to 2 s for the peer. */
+		fcgi->ipcFd = fd;
+		fcgi->keepConnection = 1;
+		fcgi->detached = 1;
+		if (FCGX_Accept_r(fcgi) >= 0) {
+			fcgi->detached = 0;
+			watch(slot, now + read_limit_ms);
+			return 0;
+		}
+		/* libfcgi closed it: nothing came, or not a FastCGI request. */
+		unwatch(slot);
+		return NO_REQUEST;
+	} else {
+		pthread_mutex_lock(&w->accept_lock);
+		rc = atomic_load(&stop_requested) ? -1 : FCGX_Accept_r(fcgi);
+		int saved = errno;
+		pthread_mutex_unlock(&w->accept_lock);
+		if (rc < 0)
+			return saved == EINTR || saved == ECONNABORTED ? NO_REQUEST : ACCEPT_BROKEN;
+	}
+	if (rc >= 0)
+		watch(slot, time_monotonic_ms() + read_limit_ms);
+	return rc;
+}
 
 /* One thread of a FastCGI worker: accepts and answers one request at a time. */
 static void *serve_connections(void *arg)
 {
-	struct worker *w = arg;
+	struct thread_slot *slot = arg;
+	struct worker *w = slot->worker;
 	struct api_context ctx;
 	context_init(&ctx, w->cfg);
 	FCGX_Request fcgi;
-	if (FCGX_InitRequest(&fcgi, w->listen_fd, 0) != 0) {
+	/* With own_accept libfcgi must never accept: its listening socket is none. */
+	if (FCGX_InitRequest(&fcgi, w->own_accept ? -1 : w->listen_fd, 0) != 0) {
 		log_error("cannot initialise the FastCGI request");
 		return NULL;
 	}
 	struct api_response res;
 	http_response_init(&res);
 	for (;;) {
-		/* A connection the server kept (FCGI_KEEP_CONN) brings this thread its
-		 * next request: waiting for it must not hold up the accepts. */
-		bool accepting = fcgi.ipcFd < 0;
-		if (accepting)
-			pthread_mutex_lock(&w->accept_lock);
-		int rc = atomic_load(&stop_requested) ? -1 : FCGX_Accept_r(&fcgi);
-		if (rc >= 0)
-			atomic_fetch_add(&requests_in_progress, 1);
-		if (accepting)
-			pthread_mutex_unlock(&w->accept_lock);
-		if (rc < 0) {
-			if (errno == EINTR && !atomic_load(&stop_requested))
-				continue;
+		int rc = next_request(w, slot, &fcgi);
+		if (atomic_load(&stop_requested) && rc < 0)
 			break;
-		}
+		if (rc == NO_REQUEST)
+			continue;
+		if (rc == ACCEPT_BROKEN)
+			break;
+		atomic_fetch_add(&requests_in_progress, 1);
 		struct api_request req;
 		http_read_fcgi(&fcgi, &req, (size_t)w->cfg->max_body_bytes);
-		http_response_reset(&res);
-		serve(&ctx, &req, &res);
-		http_write_fcgi(&fcgi, &req, &res);
+		bool timed_out = unwatch(slot);
+		if (timed_out || req.read_incomplete) {
+			static struct log_limit late_log = {.burst = 10};
+			if (timed_out)
+				ee_log_limited(&late_log, EE_LOG_WARN,
+				               "a request did not arrive whole within its limit "
+				               "(EE_REQUEST_READ_TIMEOUT_SEC); connection dropped");
+			fcgi.keepConnection = 0;
+		} else {
+			http_response_reset(&res);
+			serve(&ctx, &req, &res);
+			http_write_fcgi(&fcgi, &req, &res);
+			close_promptly_if_drained(&fcgi);
+		}
 		http_request_free(&req);
-		close_promptly_if_drained(&fcgi);
 		FCGX_Finish_r(&fcgi);
 		/* Asked to stop: the last request to finish ends the process (the
 		 * other threads are idle in accept). */
@@ -218,23 +402,45 @@ static int run_fastcgi_worker(int listen_fd, int threads, const struct ee_config
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* The watchdog's signal must interrupt the read it is sent for. */
+	struct sigaction wd = {0};
+	wd.sa_handler = watchdog_on_signal;
+	sigaction(watchdog_signal(), &wd, NULL);
 
-	struct worker w = {.listen_fd = listen_fd, .cfg = cfg};
+	static struct worker w;
+	w.listen_fd = listen_fd;
+	w.cfg = cfg;
+	w.threads = threads;
+	struct sockaddr_storage addr;
+	socklen_t addr_len = sizeof(addr);
+	w.own_accept = getsockname(listen_fd, (struct sockaddr *)&addr, &addr_len) == 0 &&
+	               addr.ss_family == AF_UNIX;
 	pthread_mutex_init(&w.accept_lock, NULL);
-	pthread_t ids[MAX_THREADS];
-	int started = 0;
+	for (int i = 0; i < threads; i++) {
+		pthread_mutex_init(&w.slots[i].lock, NULL);
+		w.slots[i].worker = &w;
+	}
+	w.slots[0].thread = pthread_self();
+	w.slots[0].started = true;
+	pthread_t watchdog;
+	if (pthread_create(&watchdog, NULL, run_watchdog, &w) != 0)
+		log_warn("cannot start the request watchdog; requests are read without a time limit");
+	int started = 1;
 	for (int i = 1; i < threads; i++) {
-		int rc = pthread_create(&ids[started], NULL, serve_connections, &w);
+		struct thread_slot *slot = &w.slots[i];
+		pthread_mutex_lock(&slot->lock);
+		int rc = pthread_create(&slot->thread, NULL, serve_connections, slot);
+		slot->started = rc == 0;
+		pthread_mutex_unlock(&slot->lock);
 		if (rc != 0) {
-			log_warn("cannot start a worker thread (%s); serving with %d", strerror(rc),
-			         started + 1);
+			log_warn("cannot start a worker thread (%s); serving with %d", strerror(rc), started);
 			break;
 		}
 		started++;
 	}
-	serve_connections(&w);
-	for (int i = 0; i < started; i++)
-		pthread_join(ids[i], NULL);
+	serve_connections(&w.slots[0]);
+	for (int i = 1; i < started; i++)
+		pthread_join(w.slots[i].thread, NULL);
 	return 0;
 }
 

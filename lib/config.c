@@ -156,6 +156,8 @@ int config_load(struct ee_config *cfg, struct ee_error *err)
 	    config_get_int("EE_HEALTH_TIMEOUT_SEC", 120, 1, 86400, &cfg->health_timeout_sec, err) ||
 	    config_get_int("EE_MAX_BODY_BYTES", EE_DEFAULT_MAX_BODY_BYTES, 1024, 64 * 1024 * 1024,
 	                   &cfg->max_body_bytes, err) ||
+	    config_get_int("EE_REQUEST_READ_TIMEOUT_SEC", 30, 1, 3600, &cfg->request_read_timeout_sec,
+	                   err) ||
 	    config_get_int("EE_AUTH_FAIL_LIMIT", EE_DEFAULT_AUTH_FAIL_LIMIT, 0, RATELIMIT_MAX_COUNT,
 	                   &cfg->auth_fail_limit, err) ||
 	    config_get_int("EE_AUTH_FAIL_WINDOW_SEC", EE_DEFAULT_AUTH_FAIL_WINDOW_SEC, 1, 86400,

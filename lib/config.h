@@ -46,6 +46,7 @@ struct ee_config {
 	int health_timeout_sec;
 
 	int max_body_bytes;            /* EE_MAX_BODY_BYTES: largest request body ee-api reads */
+	int request_read_timeout_sec;  /* EE_REQUEST_READ_TIMEOUT_SEC: a FastCGI request must arrive whole within it */
 	int auth_fail_limit;           /* EE_AUTH_FAIL_LIMIT: failed tokens per client per window; 0 off */
 	int auth_fail_window_sec;      /* EE_AUTH_FAIL_WINDOW_SEC */
 	struct netaddr_trust trusted_proxies; /* EE_TRUSTED_PROXIES */

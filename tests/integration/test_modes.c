@@ -6,7 +6,9 @@
  * with SIGKILL is replaced; a database that cannot be opened answers 503
  * and recovers without a restart; a bad setting stops the program with a
  * message naming the variable; connections the FastCGI client keeps
- * (FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn does) are served in turn.
+ * (FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn does) are served in turn;
+ * a FastCGI peer that sends nothing, or not its whole request, holds up
+ * nothing else and is dropped without an answer and without a change.
  */
 #include <dirent.h>
 #include <poll.h>
@@ -278,6 +280,146 @@ static void test_kept_connections(void)
 	stack_stop(&st);
 }
 
+/* ---- peers that send nothing, or part of a request ---- */
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	if (len >= sizeof(addr.sun_path))
+		return -1;
+	memcpy(addr.sun_path, path, len);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Whether the peer has closed fd (end of input), waiting up to ms. */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	if (poll(&pfd, 1, ms) != 1)
+		return false;
+	char scrap[256];
+	return read(fd, scrap, sizeof(scrap)) <= 0;
+}
+
+/* What came back on fd within ms: an answer, or none and then its close. */
+enum outcome { ANSWERED, CLOSED_UNANSWERED, STILL_OPEN };
+
+static enum outcome outcome_of(int fd, int ms)
+{
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (poll(&pfd, 1, ms) != 1)
+			return STILL_OPEN;
+		char scrap[256];
+		ssize_t n = read(fd, scrap, sizeof(scrap));
+		if (n <= 0)
+			return CLOSED_UNANSWERED;
+		/* Empty STDOUT and END_REQUEST records are not an answer; a status is. */
+		for (ssize_t i = 0; i + 7 <= n; i++)
+			if (memcmp(scrap + i, "Status:", 7) == 0)
+				return ANSWERED;
+	}
+}
+
+/* A transfer whose STDIN carries `sent` of the body's bytes (CONTENT_LENGTH is the whole), then, if `end`, the end of STDIN. */
+static int send_partial_transfer(int fd, size_t sent, bool end)
+{
+	static const char body[] = "{\"from_account\":\"acct-a\",\"to_account\":\"acct-b\","
+	                           "\"amount_usd\":\"1.00\"}";
+	char length[16];
+	snprintf(length, sizeof(length), "%zu", strlen(body));
+	unsigned char msg[2048], params[1024];
+	static const unsigned char begin[8] = {0, 1, 0};
+	size_t p = 0;
+	p += fcgi_param(params + p, "REQUEST_METHOD", "POST");
+	p += fcgi_param(params + p, "REQUEST_URI", "/v1/credits/transfer");
+	p += fcgi_param(params + p, "SCRIPT_NAME", "");
+	p += fcgi_param(params + p, "REMOTE_ADDR", "127.0.0.1");
+	p += fcgi_param(params + p, "CONTENT_TYPE", "application/json");
+	p += fcgi_param(params + p, "CONTENT_LENGTH", length);
+	p += fcgi_param(params + p, "HTTP_AUTHORIZATION", "Bearer " TEST_ADMIN_TOKEN);
+	size_t n = fcgi_record(msg, 1, begin, sizeof(begin));
+	n += fcgi_record(msg + n, 4, params, p);
+	n += fcgi_record(msg + n, 4, "", 0);
+	n += fcgi_record(msg + n, 5, body, sent);
+	if (end)
+		n += fcgi_record(msg + n, 5, "", 0);
+	return test_write_all(fd, msg, n);
+}
+
+#define SILENT_PEERS 3
+
+static void test_slow_peers(void)
+{
+	struct stack st;
+	test_case("FastCGI peers that send nothing do not hold up other requests, and are dropped");
+	/* A 3 s limit for the whole request: 2 s for its head. */
+	static const char *const env[] = {"EE_REQUEST_READ_TIMEOUT_SEC=3", NULL};
+	struct stack_options opt = {.api_mode = STACK_API_LISTEN_UNIX, .workers = 1, .env = env};
+	if (stack_start(&st, "slow", &opt) != 0) {
+		stack_stop(&st);
+		return;
+	}
+	int silent[SILENT_PEERS];
+	for (int i = 0; i < SILENT_PEERS; i++) {
+		silent[i] = connect_unix(st.socket_path);
+		CHECK(silent[i] >= 0, "connect %s", st.socket_path);
+	}
+	/* One worker: before, its accept waited on the first silent peer (2 s). */
+	int fd = connect_unix(st.socket_path);
+	CHECK(fd >= 0 && fcgi_kept_request(fd) == 0, "GET /health beside silent peers: no answer");
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < SILENT_PEERS; i++) {
+		struct pollfd pfd = {silent[i], POLLIN, 0};
+		CHECK(silent[i] < 0 || poll(&pfd, 1, 0) == 0,
+		      "silent peer %d was closed before the others were served", i);
+	}
+	for (int i = 0; i < SILENT_PEERS; i++) {
+		if (silent[i] < 0)
+			continue;
+		CHECK(closed_within(silent[i], 15000), "silent peer %d still open after 15 s", i);
+		close(silent[i]);
+	}
+
+	test_case("a request whose body stops coming is dropped unanswered, the database unchanged");
+	char before[65], after[65];
+	CHECK_INT(db_digest(st.db_path, before), 0);
+	fd = connect_unix(st.socket_path);
+	CHECK(fd >= 0 && send_partial_transfer(fd, 10, false) == 0, "send a partial transfer");
+	if (fd >= 0) {
+		enum outcome o = outcome_of(fd, 15000);
+		CHECK(o == CLOSED_UNANSWERED, "a request with half a body was %s",
+		      o == ANSWERED ? "answered" : "still open after 15 s");
+		close(fd);
+	}
+
+	test_case("a request whose body ends before its CONTENT_LENGTH is dropped unanswered");
+	fd = connect_unix(st.socket_path);
+	CHECK(fd >= 0 && send_partial_transfer(fd, 20, true) == 0, "send a short transfer");
+	if (fd >= 0) {
+		enum outcome o = outcome_of(fd, 15000);
+		CHECK(o == CLOSED_UNANSWERED, "a request with a short body was %s",
+		      o == ANSWERED ? "answered" : "still open after 15 s");
+		close(fd);
+	}
+	CHECK_INT(db_digest(st.db_path, after), 0);
+	CHECK_STR(after, before);
+
+	test_case("after the slow peers, requests are served as before");
+	fd = connect_unix(st.socket_path);
+	CHECK(fd >= 0 && fcgi_kept_request(fd) == 0, "GET /health after the slow peers");
+	if (fd >= 0)
+		close(fd);
+	stack_stop(&st);
+}
+
 static void test_bad_setting(void)
 {
 	test_case("an invalid setting stops ee-api at start and names the variable");
@@ -311,6 +453,7 @@ int main(void)
 	test_worker_replaced();
 	test_database_recovers();
 	test_kept_connections();
+	test_slow_peers();
 	test_bad_setting();
 	return test_finish();
 }
