@@ -68,6 +68,8 @@ static void guess(const char *who, int times)
 static void test_blocks_after_limit(void)
 {
 	const char *guesser = "203.0.113.5";
+	char before[65], after[65];
+	CHECK(db_digest(st.db_path, before) == 0);
 	test_case("%d wrong tokens: each 401 unauthorized", LIMIT);
 	guess(guesser, LIMIT);
 
@@ -89,6 +91,9 @@ static void test_blocks_after_limit(void)
 	           "{\"node_id\":\"node-x\",\"price_per_vcpu_hour_usd\":\"0.01\"}", &r);
 	CHECK_INT(r.status, 429);
 	http_result_free(&r);
+	test_case("the 401s and 429s so far left the database unchanged");
+	CHECK(db_digest(st.db_path, after) == 0);
+	CHECK_STR(after, before);
 
 	test_case("a blocked client is still served the public endpoints");
 	request_as(guesser, "GET", "/health", NULL, NULL, &r);
@@ -130,6 +135,8 @@ static void test_what_counts(void)
 
 	test_case("a wrong node token counts like any other");
 	const char *nodes_client = "192.0.2.45";
+	char before[65], after[65];
+	CHECK(db_digest(st.db_path, before) == 0);
 	guess(nodes_client, LIMIT - 1);
 	struct http_result r;
 	request_as(nodes_client, "POST", "/v1/nodes/register", "not-the-node-token",
@@ -137,6 +144,8 @@ static void test_what_counts(void)
 	CHECK_INT(r.status, 401);
 	http_result_free(&r);
 	CHECK_INT(status_as(nodes_client, TEST_ADMIN_TOKEN), 429);
+	CHECK(db_digest(st.db_path, after) == 0);
+	CHECK_STR(after, before);
 }
 
 static void test_forwarded_for_spoofing(void)
