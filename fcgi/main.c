@@ -15,6 +15,7 @@
 #define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -393,6 +394,12 @@ static void *serve_connections(void *arg)
 
 static int run_fastcgi_worker(int listen_fd, int threads, const struct ee_config *cfg)
 {
+	/* libfcgi allocates 8 KiB stream buffers for every request, and glibc
+	 * consolidates its small-chunk bins before each such allocation while
+	 * any are binned: without those bins (small frees go to the per-thread
+	 * caches and the ordinary bins) that work is gone, about 1,000
+	 * instructions a request (docs/PERFORMANCE.md). */
+	mallopt(M_MXFAST, 0);
 	struct sigaction sa = {0};
 	sa.sa_handler = worker_on_signal;
 	/* A stop that arrives mid-request must not cut the request's reads or
