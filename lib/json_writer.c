@@ -90,9 +90,12 @@ char *json_string_put(char *out, const char *s, size_t n)
 	return out;
 }
 
+/* Strings up to this long are written in one pass, with room for the worst case. */
+#define ONE_PASS_MAX 256
+
 int json_append_string(struct buf *b, const char *s, size_t n)
 {
-	size_t len = json_string_len(s, n);
+	size_t len = n <= ONE_PASS_MAX ? 6 * n + 2 : json_string_len(s, n);
 	if (buf_reserve(b, len) != 0)
 		return -1;
 	char *end = json_string_put(b->data + b->len, s, n);

@@ -240,17 +240,21 @@ static void write_prefix(struct json_writer *w, const char *key)
 	bool comma = (w->nonempty & bit) != 0;
 	w->nonempty |= bit;
 	size_t klen = key ? strlen(key) : 0;
-	size_t qlen = key ? json_string_len(key, klen) : 0;
-	/* ,"key": in one piece */
-	char *p = buf_extend(w->out, comma + (key ? qlen + 1 : 0));
-	if (!p)
+	/* ,"key": in one piece and one pass: room for the worst case (every
+	 * byte a \u00XX), then cut to what was written. */
+	size_t room = comma + (key ? 6 * klen + 3 : 0);
+	char *start = buf_extend(w->out, room);
+	if (!start)
 		return;
+	char *p = start;
 	if (comma)
 		*p++ = ',';
 	if (key) {
 		p = json_string_put(p, key, klen);
-		*p = ':';
+		*p++ = ':';
 	}
+	w->out->len -= room - (size_t)(p - start);
+	w->out->data[w->out->len] = '\0';
 }
 
 static void open_container(struct json_writer *w, const char *key, char open)
