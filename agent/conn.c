@@ -296,8 +296,10 @@ static void on_message(struct agent *a, const char *text, size_t len)
 		char request_id[AGENT_REQUEST_ID_MAX + 1];
 		if (tunnel_msg_request_id(text, len, TUNNEL_MSG_PROXY_REQUEST, request_id,
 		                          sizeof(request_id))) {
-			struct outbox_msg *m = backend_error_response(a->generation, request_id, 400,
-			                                              "invalid_proxy_request");
+			struct ee_error refusal;
+			ee_fail_detail(&refusal, 400, "invalid_proxy_request", err.reason);
+			struct outbox_msg *m = backend_error_response(a->generation, request_id,
+			                                              refusal.status, refusal.reason);
 			if (m)
 				send_msg(a, m);
 		}
