@@ -227,7 +227,9 @@ int backend_header_line(struct backend_headers *h, const char *line, size_t len,
  * Appends the headers object of the proxy_response to out, names in the
  * order they first came, each with its first spelling: Set-Cookie lines
  * as an array of strings when there are several, other repeats joined
- * with ", ".  -1 when out of memory.
+ * with ", ".  Bytes that are not UTF-8 (an ISO-8859-1 filename, say) go
+ * as \udc80..\udcff escapes (json_bytes_put), which ee-tunneld reads back
+ * as the bytes.  -1 when out of memory.
  */
 int backend_headers_json(const struct backend_headers *h, struct buf *out);
 

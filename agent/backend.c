@@ -761,7 +761,7 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 		bool list = nm->count > 1 && strcasecmp(name, "set-cookie") == 0;
 		if (i)
 			buf_append(out, ",", 1);
-		json_append_string(out, name, nm->len);
+		json_append_bytes(out, name, nm->len);
 		buf_append(out, list ? ":[" : ":", list ? 2 : 1);
 		if (nm->count == 1 || list) {
 			const char *p = fields, *value;
@@ -771,7 +771,7 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 			     seen++) {
 				if (seen)
 					buf_append(out, ",", 1);
-				json_append_string(out, value, vlen);
+				json_append_bytes(out, value, vlen);
 			}
 			if (list)
 				buf_append(out, "]", 1);
@@ -788,7 +788,7 @@ int backend_headers_json(const struct backend_headers *h, struct buf *out)
 				buf_append(&joined, ", ", 2);
 			buf_append(&joined, value, vlen);
 		}
-		int rc = joined.failed ? -1 : json_append_string(out, joined.data, joined.len);
+		int rc = joined.failed ? -1 : json_append_bytes(out, joined.data, joined.len);
 		buf_free(&joined);
 		if (rc != 0)
 			return -1;

@@ -292,6 +292,17 @@ static void on_message(struct agent *a, const char *text, size_t len)
 	struct ee_error err;
 	if (tunnel_msg_parse(text, len, &msg, &err) != 0) {
 		log_warn("control plane sent a message we cannot read: %s", err.reason);
+		/* A request that names its id is refused now, not left to the control plane's timeout. */
+		char request_id[AGENT_REQUEST_ID_MAX + 1];
+		if (tunnel_msg_request_id(text, len, TUNNEL_MSG_PROXY_REQUEST, request_id,
+		                          sizeof(request_id))) {
+			struct ee_error refusal;
+			ee_fail_detail(&refusal, 400, "invalid_proxy_request", err.reason);
+			struct outbox_msg *m = backend_error_response(a->generation, request_id,
+			                                              refusal.status, refusal.reason);
+			if (m)
+				send_msg(a, m);
+		}
 		return;
 	}
 	switch (msg.type) {

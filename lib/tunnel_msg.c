@@ -3,7 +3,9 @@
 
 #include <string.h>
 
+#include "json_bytes.h"
 #include "jsonutil.h"
+#include "util.h"
 
 static const char *const type_names[] = {
 	[TUNNEL_MSG_REGISTER] = "register",
@@ -49,6 +51,105 @@ static int int_field(struct json_object *root, const char *key)
 		return 0;
 	int64_t n = json_object_get_int64(v);
 	return n < -1000000000 || n > 1000000000 ? 0 : (int)n;
+}
+
+/* Whether json-c may have lost a byte here: a U+FFFD, which is what it makes of \udcXX. */
+static bool has_replacement(const char *s, size_t n)
+{
+	for (const char *p = s, *end = s + n; (p = memchr(p, 0xef, (size_t)(end - p))); p++)
+		if (end - p >= 3 && (unsigned char)p[1] == 0xbf && (unsigned char)p[2] == 0xbd)
+			return true;
+	return false;
+}
+
+static bool string_has_replacement(struct json_object *v)
+{
+	return v && json_object_is_type(v, json_type_string) &&
+	       has_replacement(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+}
+
+static bool headers_lost_bytes(struct json_object *headers)
+{
+	json_object_object_foreach(headers, name, value) {
+		if (has_replacement(name, strlen(name)) || string_has_replacement(value))
+			return true;
+		if (value && json_object_is_type(value, json_type_array))
+			for (size_t i = 0; i < json_object_array_length(value); i++)
+				if (string_has_replacement(json_object_array_get_idx(value, i)))
+					return true;
+	}
+	return false;
+}
+
+/*
+ * Header names and values are bytes: one that is not UTF-8 travels as
+ * \udc80..\udcff (json_bytes_put), which json-c reads as U+FFFD.  When
+ * json-c's headers hold a U+FFFD, they are read again from the text with
+ * lib/json_bytes.c, which gives those bytes back; the usual message, with
+ * none, costs only the look for one.  -1 when the text cannot be read so.
+ */
+static int restore_header_bytes(struct tunnel_msg *msg, const char *text, size_t len)
+{
+	if (!msg->headers || !headers_lost_bytes(msg->headers))
+		return 0;
+	struct json_members m;
+	struct buf key;
+	buf_init(&key);
+	const char *value, *headers_text = NULL;
+	size_t value_len, headers_len = 0;
+	int rc;
+	json_members_start(&m, text, len);
+	while ((rc = json_members_next(&m, &key, &value, &value_len)) == 1) {
+		/* json-c keeps the last of a repeated key, and cuts a key at a NUL. */
+		if (key.data && strcmp(key.data, "headers") == 0) {
+			headers_text = value;
+			headers_len = value_len;
+		}
+	}
+	buf_free(&key);
+	struct json_object *headers =
+		rc == 0 && headers_text ? json_bytes_object(headers_text, headers_len) : NULL;
+	if (!headers)
+		return -1;
+	if (json_object_object_add(msg->root, "headers", headers) != 0) {
+		json_object_put(headers);
+		return -1;
+	}
+	msg->headers = headers;
+	return 0;
+}
+
+bool tunnel_msg_request_id(const char *text, size_t len, enum tunnel_msg_type type, char *out,
+                           size_t out_size)
+{
+	struct json_members m;
+	struct buf key, value;
+	buf_init(&key);
+	buf_init(&value);
+	bool type_seen = false, id_seen = false;
+	const char *v;
+	size_t vlen, used;
+	json_members_start(&m, text, len);
+	out[0] = '\0';
+	while (json_members_next(&m, &key, &v, &vlen) == 1) {
+		bool is_type = key.data && strcmp(key.data, "type") == 0;
+		bool is_id = key.data && strcmp(key.data, "request_id") == 0;
+		if (!is_type && !is_id)
+			continue;
+		buf_reset(&value);
+		bool string = json_bytes_decode(v, vlen, &value, &used) == 0 && value.data;
+		if (is_type) {
+			type_seen = string && strcmp(value.data, tunnel_msg_type_name(type)) == 0;
+		} else {
+			id_seen = string && value.len < out_size &&
+			          util_valid_printable(value.data, value.len, out_size - 1);
+			if (id_seen)
+				memcpy(out, value.data, value.len + 1);
+		}
+	}
+	buf_free(&key);
+	buf_free(&value);
+	return type_seen && id_seen;
 }
 
 int tunnel_msg_parse(const char *text, size_t len, struct tunnel_msg *out, struct ee_error *err)
@@ -97,6 +198,10 @@ int tunnel_msg_parse(const char *text, size_t len, struct tunnel_msg *out, struc
 		out->headers = object_field(r, "headers");
 		out->body_b64 = string_field(r, "body_b64", &out->body_b64_len);
 		out->http_status = int_field(r, "status");
+		if (restore_header_bytes(out, text, len) != 0) {
+			tunnel_msg_free(out);
+			return ee_fail(err, 400, "invalid_json");
+		}
 		break;
 	case TUNNEL_MSG_STATUS:
 		out->state = string_field(r, "state", NULL);

@@ -6,7 +6,8 @@
  * as absent.  What a message means and which fields it must carry is the
  * receiver's business (ee-tunneld answers "missing_fields" and the like in
  * the original's order).  Every string points into msg->root and lives as
- * long as the message.
+ * long as the message.  Header names and values are bytes: a \udc80..\udcff
+ * escape in them reads as its byte (lib/json_bytes.h, docs/PROTOCOL.md).
  */
 #ifndef EE_TUNNEL_MSG_H
 #define EE_TUNNEL_MSG_H
@@ -61,6 +62,16 @@ struct tunnel_msg {
  */
 int tunnel_msg_parse(const char *text, size_t len, struct tunnel_msg *out, struct ee_error *err);
 void tunnel_msg_free(struct tunnel_msg *msg);
+
+/*
+ * The request id of a message that tunnel_msg_parse refused, when its
+ * members read up to the first fault name it a message of this type and
+ * carry a request_id of printable ASCII shorter than out_size: so that the
+ * request it answers ends at once rather than at its timeout.  Nothing of
+ * the message but the id is kept.
+ */
+bool tunnel_msg_request_id(const char *text, size_t len, enum tunnel_msg_type type, char *out,
+                           size_t out_size);
 
 const char *tunnel_msg_type_name(enum tunnel_msg_type type);
 

@@ -339,8 +339,8 @@ static struct json_object *clean_headers(struct json_object *headers)
 	return out;
 }
 
-void job_on_response(struct session *s, const char *request_id, int status,
-                     struct json_object *headers, const char *body_b64, size_t body_b64_len)
+/* The job in flight on s with this request id, or NULL. */
+static struct job *find_job(struct session *s, const char *request_id)
 {
 	/* Ids are the process's prefix and 12 lowercase hex digits: matched by the counter. */
 	struct job *j = NULL;
@@ -358,6 +358,13 @@ void job_on_response(struct session *s, const char *request_id, int status,
 		while (j && (j->seq != seq || j->session != s))
 			j = j->seq_next;
 	}
+	return j;
+}
+
+void job_on_response(struct session *s, const char *request_id, int status,
+                     struct json_object *headers, const char *body_b64, size_t body_b64_len)
+{
+	struct job *j = find_job(s, request_id);
 	if (!j) {
 		/* Late (after a timeout) or unknown: the original ignored it too. */
 		log_debug("agent %s answered unknown request %s", s->agent_id, request_id);
@@ -385,6 +392,20 @@ void job_on_response(struct session *s, const char *request_id, int status,
 	j->resp_len = body_len;
 	json_object_put(j->resp_headers);
 	j->resp_headers = clean_headers(headers);
+	finish(j);
+}
+
+void job_on_unreadable_response(struct session *s, const char *request_id, const char *reason)
+{
+	struct job *j = find_job(s, request_id);
+	if (!j)
+		return; /* late or unknown, as with a readable answer */
+	/* The message itself stays out of the log: its headers and body are the app's. */
+	static struct log_limit limit = {.burst = 10};
+	ee_log_limited(&limit, EE_LOG_WARN, "agent %s answered %s with a message that cannot be "
+	               "read (%s): 502 invalid_proxy_response", s->agent_id, request_id, reason);
+	detach(j);
+	answer_refusal(j, 502, "invalid_proxy_response");
 	finish(j);
 }
 

@@ -145,11 +145,12 @@ static void queue_answer(struct proxy_conn *c, int status, struct json_object *h
 				if (!v || !json_object_is_type(v, json_type_string))
 					continue;
 				const char *text = json_object_get_string(v);
-				bool ok = true;
+				/* No response splitting through an agent's header: no CR, LF, NUL. */
+				bool ok = strlen(text) == (size_t)json_object_get_string_len(v);
 				for (const char *p = text; *p && ok; p++)
 					ok = (unsigned char)*p >= 0x20 || *p == '\t';
 				if (!ok)
-					continue; /* no response splitting through an agent's header */
+					continue;
 				if (strcasecmp(name, "content-type") == 0)
 					have_type = true;
 				append_field(&c->out, name, nlen, text, strlen(text));
@@ -251,7 +252,8 @@ static bool same_name(const struct http_header *a, const struct http_header *b)
  * the headers as the JSON object the proxy_request carries, written
  * directly.  Names keep the client's spelling, in the order they first
  * came; a repeat (in any case) joins the first with ", " ("; " for
- * Cookie).
+ * Cookie).  Values may hold any byte from 0x80 up (obs-text): bytes that
+ * are not UTF-8 go as \udc80..\udcff escapes (json_bytes_put).
  */
 static int take_request(struct proxy_conn *c, const struct http_request_head *head)
 {
@@ -280,14 +282,14 @@ static int take_request(struct proxy_conn *c, const struct http_request_head *he
 		if (!first)
 			buf_append(&out, ",", 1);
 		first = false;
-		json_append_string(&out, h->name, h->name_len);
+		json_append_bytes(&out, h->name, h->name_len);
 		buf_append(&out, ":", 1);
 		int repeats = 0;
 		for (int k = i + 1; k < head->header_count; k++)
 			if (fwd[k] && same_name(&head->headers[k], h))
 				repeats++;
 		if (!repeats) {
-			json_append_string(&out, h->value, h->value_len);
+			json_append_bytes(&out, h->value, h->value_len);
 			continue;
 		}
 		struct buf joined;
@@ -302,7 +304,7 @@ static int take_request(struct proxy_conn *c, const struct http_request_head *he
 			buf_append(&joined, r->value, r->value_len);
 		}
 		if (!joined.failed)
-			json_append_string(&out, joined.data, joined.len);
+			json_append_bytes(&out, joined.data, joined.len);
 		else
 			out.failed = true;
 		buf_free(&joined);

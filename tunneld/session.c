@@ -429,6 +429,12 @@ static void handle_message(struct session *s, const char *text, size_t len)
 	struct tunnel_msg m;
 	struct ee_error err;
 	if (tunnel_msg_parse(text, len, &m, &err) != 0) {
+		/* An answer that names its request ends that request now, not at its timeout. */
+		char request_id[TD_REQUEST_ID_LEN + 1];
+		if (s->state == SESSION_ATTESTED &&
+		    tunnel_msg_request_id(text, len, TUNNEL_MSG_PROXY_RESPONSE, request_id,
+		                          sizeof(request_id)))
+			job_on_unreadable_response(s, request_id, err.reason);
 		invalid(s, err.reason, false);
 		return;
 	}

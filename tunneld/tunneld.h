@@ -286,6 +286,12 @@ void job_start(struct job *j);
 /* The agent answered: called by session.c with the parsed proxy_response. */
 void job_on_response(struct session *s, const char *request_id, int status,
                      struct json_object *headers, const char *body_b64, size_t body_b64_len);
+/*
+ * The agent's proxy_response for request_id could not be read (reason is
+ * tunnel_msg_parse's): 502 invalid_proxy_response now, not 504 at the
+ * timeout.
+ */
+void job_on_unreadable_response(struct session *s, const char *request_id, const char *reason);
 /* The tunnel closed under its jobs: retried elsewhere when safe, else 502. */
 void job_on_session_closed(struct session *s);
 /* The client went away: forget the job. */

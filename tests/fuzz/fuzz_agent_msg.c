@@ -10,9 +10,12 @@
  *         (backend_header_line; bit 1 of the first byte: a HEAD answer).
  * Properties: no crash, no leak, no read past the input; an accepted
  * request has a token method other than CONNECT and a path of visible
- * ASCII from '/'; the headers sent back have token names, no hop-by-hop
- * field, no Content-Length except for HEAD, and no value with CR, LF, NUL
- * or another control character but tab.
+ * ASCII from '/'; a frame tunnel_msg_parse refuses gives at most a
+ * printable request id (tunnel_msg_request_id); the headers sent back
+ * are strict JSON in valid UTF-8 (bytes that are not as \udcXX escapes),
+ * read back as bytes (lib/json_bytes.c) they have token names, no
+ * hop-by-hop field, no Content-Length except for HEAD, and no value with
+ * CR, LF, NUL or another control character but tab.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +28,8 @@
 
 #include "agent.h"
 #include "http_parser.h"
+#include "json_bytes.h"
+#include "jsonutil.h"
 #include "tunnel_msg.h"
 
 static struct agent_config config;
@@ -89,6 +94,11 @@ static void fuzz_frame(const uint8_t *data, size_t size, const char *text, size_
 	if (tunnel_msg_parse(text ? text : "", len, &m, &err) != 0) {
 		if (fast)
 			fuzz_fail("the fast reader took what json-c refuses", data, size);
+		char id[AGENT_REQUEST_ID_MAX + 1];
+		if (tunnel_msg_request_id(text ? text : "", len, TUNNEL_MSG_PROXY_REQUEST, id,
+		                          sizeof(id)) &&
+		    !util_valid_printable(id, strlen(id), AGENT_REQUEST_ID_MAX))
+			fuzz_fail("the id of an unreadable request is not printable", data, size);
 		return;
 	}
 	if (fast) {
@@ -156,7 +166,15 @@ static void fuzz_headers(const uint8_t *data, size_t size, const char *text, siz
 	buf_init(&out);
 	if (backend_headers_json(&h, &out) != 0)
 		abort();
-	struct json_object *headers = read_back(data, size, out.data, out.len);
+	/* As ee-tunneld reads it: strict JSON, UTF-8 checked, then the strings as bytes. */
+	struct json_object *strict = json_parse_value(out.data, out.len);
+	if (!strict)
+		fuzz_fail("the headers object is not strict JSON in UTF-8", data, size);
+	json_object_put(strict);
+	json_object_put(read_back(data, size, out.data, out.len));
+	struct json_object *headers = json_bytes_object(out.data, out.len);
+	if (!headers)
+		fuzz_fail("the headers object does not read back as bytes", data, size);
 	if (json_object_object_length(headers) != h.count || h.count > AGENT_HEADERS_MAX)
 		fuzz_fail("the headers object lost or gained a name", data, size);
 	json_object_object_foreach(headers, name, v)

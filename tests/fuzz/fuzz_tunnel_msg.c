@@ -9,7 +9,8 @@
  * closed loopback port: a fuzz run never reaches the network.
  * Properties: no crash, no leak, no read past the frame; a parsed message
  * has a known type and every string it exposes is NUL-terminated inside
- * the parse; base64 that decodes re-encodes to the same text; the verifier
+ * the parse; its headers (read again as bytes when they carry \udcXX) are
+ * the tree's; a refused one gives at most a printable request id; base64 that decodes re-encodes to the same text; the verifier
  * never accepts a quote on forge-1 and always answers with a reason.
  */
 #include <stdint.h>
@@ -24,6 +25,7 @@
 #include "base64.h"
 #include "dcap_fixture.h"
 #include "tunnel_msg.h"
+#include "util.h"
 #include "verifier.h"
 
 static struct verifier *verifier;
@@ -79,6 +81,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tunnel_msg_parse(text ? text : "", size, &m, &err) != 0) {
 		if (strcmp(err.reason, "invalid_json") != 0 && strcmp(err.reason, "unknown_message") != 0)
 			fuzz_fail("an unexpected parse reason", data, size);
+		/* What ee-tunneld takes from an answer it cannot read: an id to end, no more. */
+		char id[25];
+		if (tunnel_msg_request_id(text ? text : "", size, TUNNEL_MSG_PROXY_RESPONSE, id,
+		                          sizeof(id)) &&
+		    !util_valid_printable(id, strlen(id), sizeof(id) - 1))
+			fuzz_fail("the id of an unreadable answer is not printable", data, size);
 		free(text);
 		return 0;
 	}
@@ -117,6 +125,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (m.type == TUNNEL_MSG_PROXY_RESPONSE && m.body_b64)
 		check_base64(data, size, m.body_b64, m.body_b64_len);
+	if (m.headers) {
+		/* The tree's headers are the message's own, read again as bytes or not. */
+		struct json_object *h;
+		if (!json_object_object_get_ex(m.root, "headers", &h) || h != m.headers)
+			fuzz_fail("headers that are not the message's", data, size);
+	}
 	if (m.quote)
 		check_base64(data, size, m.quote, m.quote_len);
 	tunnel_msg_free(&m);

@@ -6,7 +6,8 @@
  * (a kit of the stack's test hierarchy); /v1/resolve/<app> says allowed;
  * requests to <app>.app.localhost through Caddy reach the backend and come
  * back byte for byte (every method, headers, binary, empty and large
- * bodies up to the limit, chunked answers, Set-Cookie lines, redirects not
+ * bodies up to the limit, chunked answers, Set-Cookie lines, header values
+ * that are not UTF-8 (ISO-8859-1) both ways, redirects not
  * followed, encodings not decoded, many at once answered out of order);
  * the backend down is a clean 502 and slow a 504; the agent killed and
  * restarted serves again; ee-tunneld restarted finds the agent back within
@@ -210,6 +211,20 @@ static void test_headers(void)
 	snprintf(want, sizeof(want), "127.0.0.1:%d", backend.port);
 	CHECK_STR(host, want);
 	http_result_free(&r);
+
+	/* ee-tunneld escapes what is not UTF-8 (\udcXX); the agent writes the bytes again. */
+	test_case("a request header in ISO-8859-1 reaches the backend byte-exact, 200 at once");
+	const char *latin1[] = {"X-Test-Latin: caf\xe9 \xff", "X-Test-Mixed: \xc3\xa9\xe9\xed\xa0\x80",
+	                        "X-Test-Utf8: caf\xc3\xa9", NULL};
+	int64_t started = time_monotonic_ms();
+	CHECK(app_request("shop", "GET", "/echo/latin1", latin1, NULL, 0, &r) == 0);
+	int64_t took = time_monotonic_ms() - started;
+	CHECK_INT(r.status, 200);
+	header_is(&r, "X-Echoed-Latin", "caf\xe9 \xff");
+	header_is(&r, "X-Echoed-Mixed", "\xc3\xa9\xe9\xed\xa0\x80");
+	header_is(&r, "X-Echoed-Utf8", "caf\xc3\xa9");
+	CHECK(took < 3000, "(%lld ms)", (long long)took);
+	http_result_free(&r);
 }
 
 static void test_bodies(void)
@@ -285,6 +300,17 @@ static void test_responses(void)
 	CHECK_INT(r.status, 200);
 	CHECK(r.headers && strstr(r.headers, "Set-Cookie: a=1; Path=/\r\n") &&
 	      strstr(r.headers, "Set-Cookie: b=2; HttpOnly\r\n"));
+	http_result_free(&r);
+
+	test_case("a backend's ISO-8859-1 header value reaches the client byte-exact, 200 at once");
+	int64_t started = time_monotonic_ms();
+	CHECK(app_request("shop", "GET", "/latin1", NULL, NULL, 0, &r) == 0);
+	int64_t took = time_monotonic_ms() - started;
+	CHECK_INT(r.status, 200);
+	header_is(&r, "Content-Disposition", "attachment; filename=\"caf\xe9.txt\"");
+	header_is(&r, "X-Mixed", "\xc3\xa9\xe9\xff \xed\xa0\x80 \xf0\x9f\x98\x80");
+	CHECK(r.body && r.body_len == 6 && memcmp(r.body, "latin1", 6) == 0);
+	CHECK(took < 3000, "(%lld ms)", (long long)took);
 	http_result_free(&r);
 
 	test_case("an encoded body passes undecoded, with its Content-Encoding");

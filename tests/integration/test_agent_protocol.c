@@ -245,6 +245,21 @@ static void test_proxying(void)
 	CHECK(h && !json_object_object_get_ex(h, "Content-Length", NULL));
 	json_object_put(r);
 
+	test_case("proxy_request: \\udcXX escapes reach the backend as their bytes and come back "
+	          "escaped; UTF-8 as it is");
+	CHECK(wsserver_send_text(&cp, "{\"type\":\"proxy_request\",\"request_id\":\"u1\","
+	                              "\"method\":\"GET\",\"path\":\"/echo/u\",\"headers\":{"
+	                              "\"X-Test-Latin\":\"caf\\udce9 \\udcff\","
+	                              "\"X-Test-Utf8\":\"caf\xc3\xa9\"},\"body_b64\":\"\"}") == 0);
+	char *raw = NULL;
+	size_t raw_len = 0;
+	CHECK_INT(wsserver_recv(&cp, &raw, &raw_len, WAIT_MS), WS_RECV_OK);
+	CHECK(raw && strstr(raw, "\"request_id\":\"u1\"") &&
+	          strstr(raw, "\"X-Echoed-Latin\":\"caf\\udce9 \\udcff\"") &&
+	          strstr(raw, "\"X-Echoed-Utf8\":\"caf\xc3\xa9\""),
+	      "(%s)", test_printable(raw ? raw : ""));
+	free(raw);
+
 	test_case("the original's defaults: no method is GET, no path is /, no body is empty");
 	r = exchange("{\"type\":\"proxy_request\",\"request_id\":\"r2\"}");
 	CHECK_STR(str(r, "request_id"), "r2");
@@ -338,6 +353,10 @@ static void test_bad_requests(void)
 		{"body_b64 that is a number",
 		 "{\"type\":\"proxy_request\",\"request_id\":\"b15\",\"body_b64\":12}", "b15", 400,
 		 "invalid_proxy_request:body_b64"},
+		/* Not JSON at all, but it names its request: refused now, not left to time out. */
+		{"a raw ISO-8859-1 header value (not UTF-8, so not JSON)",
+		 "{\"type\":\"proxy_request\",\"request_id\":\"b16\",\"headers\":{\"X-A\":\"caf\xe9\"}}",
+		 "b16", 400, "invalid_proxy_request:invalid_json"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		test_case("proxy_request with %s: %d %s", cases[i].what, cases[i].status,

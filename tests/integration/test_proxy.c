@@ -9,11 +9,13 @@
  * gone, bodies byte for byte: binary, empty, chunked, exactly the size
  * limit) and what the client gets back (status, headers, Set-Cookie
  * arrays, body, no response splitting through an agent's header, no body
- * after a 204); one byte over the limit is 413; keep-alive and pipelining
+ * after a 204); header values that are not UTF-8 byte-exact both ways
+ * (\udcXX on the tunnel); one byte over the limit is 413; keep-alive and pipelining
  * on both listeners; 50 requests in flight on one tunnel answered in
  * reverse order; the refusals (404 unknown_app, 403 with the resolve
  * payload, 503 tunnel_busy, 504 proxy_timeout, 502 invalid_proxy_response
- * and tunnel_closed, 400s, 501), an answer to an unknown request_id and
+ * (a body that is not base64; an answer that is not JSON but names its
+ * request, at once) and tunnel_closed, 400s, 501), an answer to an unknown request_id and
  * to a client that has gone; two agents of one app sharing the load, one
  * dropping with a GET (re-sent to the other) and a POST (502) in flight;
  * an agent of another repository refused the name; a lone agent dropping
@@ -903,6 +905,25 @@ static void test_request_headers(void)
 		}
 		CHECK_INT(r.status, 200);
 		http_result_free(&r);
+
+		/* On the tunnel they are \udcXX escapes; the agent reads them back as the bytes. */
+		test_case("%s: values in ISO-8859-1, or UTF-8 and broken bytes mixed, arrive byte-exact",
+		          route_names[route]);
+		const char *latin1[] = {"X-Latin: caf\xe9 \xff", "X-Mixed: \xc3\xa9\xe9\xed\xa0\x80",
+		                        "X-Latin-Repeat: \xe9", "X-Latin-Repeat: \xea", NULL};
+		struct request rq3 = {.method = "GET", .path = "/latin1", .headers = latin1};
+		if (exchange(demo, (enum route)route, "demo", &rq3, NULL, &seen, &r)) {
+			const char *v;
+			CHECK((v = req_header(&seen, "X-Latin")) && strcmp(v, "caf\xe9 \xff") == 0,
+			      "(X-Latin: %s)", v ? test_printable(v) : "(none)");
+			CHECK((v = req_header(&seen, "X-Mixed")) && strcmp(v, "\xc3\xa9\xe9\xed\xa0\x80") == 0,
+			      "(X-Mixed: %s)", v ? test_printable(v) : "(none)");
+			CHECK((v = req_header(&seen, "X-Latin-Repeat")) && strcmp(v, "\xe9, \xea") == 0,
+			      "(X-Latin-Repeat: %s)", v ? test_printable(v) : "(none)");
+			agent_request_free(&seen);
+		}
+		CHECK_INT(r.status, 200);
+		http_result_free(&r);
 	}
 
 	for (int route = ROUTE_CADDY_ENVELOPE; route <= ROUTE_CONTROL_ENVELOPE; route++) {
@@ -1228,6 +1249,37 @@ static void test_responses(void)
 		CHECK(has_line_value(r.headers, "Set-Cookie", "ok=1"), "(headers: %s)", r.headers);
 		CHECK(has_line_value(r.headers, "Content-Length", "3"), "(headers: %s)", r.headers);
 		CHECK_INT(header_lines(r.headers, "Transfer-Encoding"), 0);
+		http_result_free(&r);
+
+		test_case("%s: an agent's \\udcXX escapes in header values reach the client as their bytes",
+		          route_names[route]);
+		struct call lc;
+		struct request lrq = {.method = "GET", .path = "/latin1-answer"};
+		request_start(&lc, (enum route)route, "demo", &lrq);
+		if (agent_recv_request(demo, &seen, AGENT_WAIT_MS) == 0) {
+			/* Written by hand: json-c would write the bytes raw, as agents did before. */
+			struct buf t;
+			buf_init(&t);
+			buf_printf(&t, "{\"type\":\"proxy_response\",\"request_id\":\"%s\",\"status\":200,"
+			           "\"headers\":{\"Content-Disposition\":\"attachment; filename=\\\"caf\\udce9"
+			           ".txt\\\"\",\"Set-Cookie\":[\"a=\\udcff\",\"b=\xc3\xa9\"]},"
+			           "\"body_b64\":\"bGF0aW4x\"}",
+			           seen.request_id);
+			CHECK(ws_send_text(demo->ws, t.data, t.len) == 0);
+			buf_free(&t);
+			agent_request_free(&seen);
+		} else {
+			test_fail(__FILE__, __LINE__, "the agent got nothing");
+		}
+		call_finish_http(&lc, &r);
+		CHECK_INT(r.status, 200);
+		CHECK(has_line_value(r.headers, "Content-Disposition", "attachment; filename=\"caf\xe9.txt\""),
+		      "(headers: %s)", test_printable(r.headers ? r.headers : ""));
+		CHECK(has_line_value(r.headers, "Set-Cookie", "a=\xff"), "(headers: %s)",
+		      test_printable(r.headers ? r.headers : ""));
+		CHECK(has_line_value(r.headers, "Set-Cookie", "b=\xc3\xa9"), "(headers: %s)",
+		      test_printable(r.headers ? r.headers : ""));
+		CHECK_STR(r.body, "latin1");
 		http_result_free(&r);
 	}
 
@@ -1667,6 +1719,40 @@ static void test_refusals(void)
 		call_finish_http(&bc, &r);
 		check_refusal(&r, 502, "{\"allowed\":false,\"reason\":\"invalid_proxy_response\"}");
 		http_result_free(&r);
+	}
+
+	for (int route = 0; route < ROUTE_COUNT; route++) {
+		test_case("%s: an answer that cannot be read but names its request (raw ISO-8859-1, as "
+		          "agents wrote it before the escapes) is 502 invalid_proxy_response at once",
+		          route_names[route]);
+		struct call bc;
+		struct request rq = {.method = "GET", .path = "/raw-latin1"};
+		int64_t started = time_monotonic_ms();
+		request_start(&bc, (enum route)route, "demo", &rq);
+		struct agent_request seen;
+		if (agent_recv_request(demo, &seen, AGENT_WAIT_MS) == 0) {
+			/* json-c writes the byte as it is: not UTF-8, so not JSON ee-tunneld reads. */
+			reply_send(demo, seen.request_id,
+			           &(struct reply){.headers_json = "{\"X-Raw\":\"caf\xe9\"}", .body = "raw"});
+			agent_request_free(&seen);
+		} else {
+			test_fail(__FILE__, __LINE__, "the agent got nothing");
+		}
+		call_finish_http(&bc, &r);
+		int64_t took = time_monotonic_ms() - started;
+		check_refusal(&r, 502, "{\"allowed\":false,\"reason\":\"invalid_proxy_response\"}");
+		CHECK(took < 3000, "(%lld ms; the proxy timeout is 10 s)", (long long)took);
+		http_result_free(&r);
+		/* The agent is told, as for any frame that is not JSON, and stays connected. */
+		struct json_object *said = agent_recv(demo, AGENT_WAIT_MS);
+		const char *reason = NULL;
+		struct json_object *rv;
+		if (said && json_object_object_get_ex(said, "reason", &rv))
+			reason = json_object_get_string(rv);
+		CHECK(reason && strcmp(reason, "invalid_json") == 0, "(%s)",
+		      said ? json_object_to_json_string(said) : "nothing");
+		json_object_put(said);
+		CHECK(ws_is_open(demo->ws));
 	}
 
 	test_case("a proxy_response for an unknown request_id is ignored; the tunnel keeps working");

@@ -195,6 +195,12 @@ static int route(int fd, const struct http_request_head *h, const unsigned char 
 		              "Accept-Encoding\r\n",
 		              fake_gzip, sizeof(fake_gzip), head, ka);
 	}
+	if (target_is(h, "/latin1", &rest))
+		return answer(fd, 200,
+		              "Content-Type: text/plain\r\n"
+		              "Content-Disposition: attachment; filename=\"caf\xe9.txt\"\r\n"
+		              "X-Mixed: \xc3\xa9\xe9\xff \xed\xa0\x80 \xf0\x9f\x98\x80\r\n",
+		              "latin1", 6, head, ka);
 	if (target_is(h, "/redirect", &rest))
 		return answer(fd, 302, "Location: /echo/redirected\r\nContent-Type: text/plain\r\n",
 		              "moved", 5, head, ka);

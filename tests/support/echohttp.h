@@ -19,6 +19,9 @@
  *   /status/N       status N, body "status N" (none for 204 and 304)
  *   /cookies        two Set-Cookie fields
  *   /gzip           bytes that claim Content-Encoding: gzip (never decoded)
+ *   /latin1         header values that are not UTF-8: Content-Disposition
+ *                   with an ISO-8859-1 filename (caf\xe9.txt) and X-Mixed,
+ *                   valid and invalid sequences mixed (see echohttp.c)
  *   /redirect       302 to /echo/redirected
  *   /health         200 "ok"
  *   anything else   404

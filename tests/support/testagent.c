@@ -13,6 +13,7 @@
 #include "dcapgen.h"
 #include "jsonutil.h"
 #include "timeutil.h"
+#include "tunnel_msg.h"
 
 struct agent_pending {
 	struct json_object *msg;
@@ -111,10 +112,17 @@ static struct json_object *socket_recv(struct test_agent *a, int64_t deadline)
 	default: set_reason(a, "ws_error"); return NULL;
 	}
 	struct json_object *msg = NULL;
-	if (opcode != WS_OP_TEXT)
+	struct tunnel_msg m;
+	struct ee_error err;
+	if (opcode != WS_OP_TEXT) {
 		set_reason(a, "binary_message");
-	else if (!(msg = json_parse_value(data, len)))
+	} else if (tunnel_msg_parse(data, len, &m, &err) == 0) {
+		/* Read as ee-agent reads it: header names and values as bytes (\udcXX). */
+		msg = json_object_get(m.root);
+		tunnel_msg_free(&m);
+	} else if (!(msg = json_parse_value(data, len))) {
 		set_reason(a, "invalid_json");
+	}
 	free(data);
 	return msg;
 }

@@ -197,7 +197,11 @@ int agent_up(struct test_agent *a, bool sealed, int timeout_ms);
 /* Sends {"type":"health","status":status}; status NULL leaves the field out. */
 int agent_health(struct test_agent *a, const char *status);
 
-/* One proxied request, decoded.  Strings are "" when the field was absent. */
+/*
+ * One proxied request, decoded.  Strings are "" when the field was absent.
+ * Header values are bytes, as ee-agent reads them: \udc80..\udcff escapes
+ * (lib/json_bytes.h) are the bytes they stand for.
+ */
 struct agent_request {
 	char *request_id;
 	char *method;

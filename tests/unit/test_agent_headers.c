@@ -4,7 +4,8 @@
  * headers object (every shape the json-c version made: one string, Set-Cookie
  * lists, joined repeats, first spelling kept, 1xx blocks dropped, the
  * AGENT_HEADERS_MAX cap), escaping of values with quotes, backslashes, tabs
- * and non-ASCII bytes, and the agent's own error answers; and the
+ * and non-ASCII bytes (bytes that are not UTF-8 as \udcXX), and the agent's
+ * own error answers; and the
  * proxy_request reader without json-c (backend_job_from_text), which must
  * take only what it can read exactly and make the same job of it as
  * tunnel_msg_parse and backend_job_from_request.
@@ -91,12 +92,21 @@ static void test_shapes(void)
 	check_render("HTTP/1.1 200 OK\nX-Bell: a\007b\nX-Del: a\177b\nX-Ok: fine\n", false,
 	             "{\"X-Ok\":\"fine\"}");
 
-	test_case("headers: quotes, backslashes, tabs and non-ASCII escaped as json-c did");
+	test_case("headers: quotes, backslashes, tabs and UTF-8 escaped as json-c did; other bytes "
+	          "as \\udcXX");
 	check_render("HTTP/1.1 200 OK\nX-Q: say \"hi\"\nX-B: C:\\dir\\\nX-Tab: a\tb\n"
 	             "X-U: caf\xc3\xa9 \xff\nX-S: </a>\n",
 	             false,
 	             "{\"X-Q\":\"say \\\"hi\\\"\",\"X-B\":\"C:\\\\dir\\\\\",\"X-Tab\":\"a\\tb\","
-	             "\"X-U\":\"caf\xc3\xa9 \xff\",\"X-S\":\"</a>\"}");
+	             "\"X-U\":\"caf\xc3\xa9 \\udcff\",\"X-S\":\"</a>\"}");
+
+	test_case("headers: an ISO-8859-1 value, repeats joined and Set-Cookie lists, as \\udcXX");
+	check_render("HTTP/1.1 200 OK\nContent-Disposition: attachment; filename=\"caf\xe9.txt\"\n"
+	             "X-J: \xe9\nx-j: \xc3\xa9\nSet-Cookie: a=\xff\nSet-Cookie: b=\xed\xa0\x80\n",
+	             false,
+	             "{\"Content-Disposition\":\"attachment; filename=\\\"caf\\udce9.txt\\\"\","
+	             "\"X-J\":\"\\udce9, \xc3\xa9\",\"Set-Cookie\":[\"a=\\udcff\","
+	             "\"b=\\udced\\udca0\\udc80\"]}");
 
 	test_case("headers: a joined value with quotes");
 	check_render("HTTP/1.1 200 OK\nX-J: \"a\"\nx-j: b\\\n", false, "{\"X-J\":\"\\\"a\\\", b\\\\\"}");
@@ -235,6 +245,29 @@ static void test_reader(void)
 	             false, 0);
 	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r6\",\"path\":\"/\\u0061\"}", false,
 	             0);
+
+	test_case("proxy_request reader: \\udcXX escapes go to json-c, and the job has the bytes");
+	static const char latin1[] =
+		"{\"type\":\"proxy_request\",\"request_id\":\"r30\",\"headers\":{\"X-L\":"
+		"\"caf\\udce9 \\udcff\",\"X-U\":\"caf\xc3\xa9\"}}";
+	check_reader(latin1, false, 0);
+	struct tunnel_msg lm;
+	struct ee_error lerr;
+	if (tunnel_msg_parse(latin1, sizeof(latin1) - 1, &lm, &lerr) == 0) {
+		struct backend_job *job = backend_job_from_request(&config, lm.root, 1, &lerr);
+		struct buf d;
+		buf_init(&d);
+		if (job)
+			backend_job_describe(job, &d);
+		CHECK(d.data && strstr(d.data, "\nX-L: caf\xe9 \xff\n") &&
+		          strstr(d.data, "\nX-U: caf\xc3\xa9\n"),
+		      "(%s)", test_printable(d.data ? d.data : ""));
+		buf_free(&d);
+		backend_job_free(job);
+		tunnel_msg_free(&lm);
+	} else {
+		test_fail(__FILE__, __LINE__, "tunnel_msg_parse refused %s", latin1);
+	}
 
 	test_case("proxy_request reader: repeats, other fields and types go to json-c");
 	check_reader("{\"type\":\"proxy_request\",\"request_id\":\"r7\",\"headers\":{\"A\":\"1\","
