@@ -36,11 +36,14 @@ struct app_entry *route_get(struct tunneld *td, const char *app, const char *rep
 	struct app_entry *e = route_find(td, app);
 	if (e)
 		return e;
-	e = calloc(1, sizeof(*e));
+	size_t name_len = strlen(app), repo_len = strlen(repo);
+	e = calloc(1, sizeof(*e) + name_len + 1 + repo_len + 1);
 	if (!e)
 		return NULL;
-	snprintf(e->name, sizeof(e->name), "%s", app);
-	snprintf(e->repo, sizeof(e->repo), "%s", repo);
+	memcpy(e->name, app, name_len + 1);
+	char *r = e->name + name_len + 1;
+	memcpy(r, repo, repo_len + 1);
+	e->repo = r;
 	unsigned int b = bucket_of(app);
 	e->bucket_next = td->apps[b];
 	td->apps[b] = e;

@@ -274,9 +274,23 @@ static void on_register(struct session *s, const struct tunnel_msg *m)
 	 * nothing. */
 	snprintf(s->agent_id, sizeof(s->agent_id), "%s", m->agent_id);
 	snprintf(s->app_name, sizeof(s->app_name), "%s", m->app_name);
-	snprintf(s->repo, sizeof(s->repo), "%s", m->repo);
-	snprintf(s->release_tag, sizeof(s->release_tag), "%s", m->release_tag);
-	snprintf(s->network, sizeof(s->network), "%s", network);
+	size_t repo_len = strlen(m->repo), tag_len = strlen(m->release_tag);
+	size_t network_len = strlen(network);
+	char *strings = malloc(repo_len + 1 + tag_len + 1 + network_len + 1);
+	if (!strings) {
+		invalid(s, "internal_error", true);
+		return;
+	}
+	free(s->registration);
+	s->registration = strings;
+	memcpy(strings, m->repo, repo_len + 1);
+	s->repo = strings;
+	strings += repo_len + 1;
+	memcpy(strings, m->release_tag, tag_len + 1);
+	s->release_tag = strings;
+	strings += tag_len + 1;
+	memcpy(strings, network, network_len + 1);
+	s->network = strings;
 	char suffix[17];
 	if (util_random_hex(suffix, 8) != 0) {
 		invalid(s, "internal_error", true);
@@ -462,6 +476,7 @@ static struct session *session_create(struct tunneld *td, struct lws *wsi)
 	s->td = td;
 	s->wsi = wsi;
 	s->id = ++td->next_session_id;
+	s->repo = s->release_tag = s->network = "";
 	buf_init(&s->rx);
 	/* Behind Caddy the socket's peer is Caddy; the agent is in X-Forwarded-For. */
 	char peer[NETADDR_TEXT_MAX] = "", forwarded[1024] = "";
@@ -504,6 +519,7 @@ static void session_destroy(struct session *s)
 		free(m);
 	}
 	buf_free(&s->rx);
+	free(s->registration);
 	if (s->all_prev)
 		s->all_prev->all_next = s->all_next;
 	else

@@ -104,9 +104,11 @@ struct session {
 	bool replaced;                  /* its agent_id lives on in a newer session */
 	char agent_id[EE_NODE_ID_MAX + 1];
 	char app_name[EE_APP_NAME_MAX + 1];
-	char repo[REGISTRY_REPO_MAX + 1];
-	char release_tag[REGISTRY_TAG_MAX + 1];
-	char network[REGISTRY_NETWORK_MAX + 1];
+	/* From the register message, in one allocation (registration) sized to
+	 * them: an idle tunnel's memory is mostly its session (docs/PERFORMANCE.md).
+	 * "" until then. */
+	const char *repo, *release_tag, *network;
+	char *registration;
 	char tunnel_id[EE_APP_NAME_MAX + 24];
 	bool sealed;
 	bool attestation_valid;
@@ -138,11 +140,11 @@ struct session {
 
 /* The live sessions serving one app name. */
 struct app_entry {
-	char name[EE_APP_NAME_MAX + 1];
-	char repo[REGISTRY_REPO_MAX + 1];
 	struct session *sessions;
 	unsigned int next_pick;
 	struct app_entry *bucket_next;
+	const char *repo; /* in the same allocation, after name */
+	char name[];
 };
 
 /* Per-source-address accounting of sockets that have not attested yet. */
