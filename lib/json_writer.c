@@ -142,6 +142,17 @@ size_t json_utf8_sequence_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+bool json_utf8_valid(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t seq = json_utf8_sequence_len((const unsigned char *)s + i, n - i);
+		if (!seq)
+			return false;
+		i += seq;
+	}
+	return true;
+}
+
 size_t json_bytes_len(const char *s, size_t n)
 {
 	size_t len = n + 2;

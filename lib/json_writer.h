@@ -25,6 +25,7 @@
 #ifndef EE_JSON_WRITER_H
 #define EE_JSON_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -40,6 +41,9 @@ int json_append_string(struct buf *b, const char *s, size_t n);
 
 /* The length of the valid UTF-8 sequence at s[0..n) (1..4), or 0 when s[0] starts none. */
 size_t json_utf8_sequence_len(const unsigned char *s, size_t n);
+
+/* Whether s[0..n) is valid UTF-8 as a whole (RFC 3629, as json_utf8_sequence_len reads it). */
+bool json_utf8_valid(const char *s, size_t n);
 
 /* The same three for bytes: invalid UTF-8 written as \udc80..\udcff, one escape a byte. */
 size_t json_bytes_len(const char *s, size_t n);

@@ -33,16 +33,6 @@
 #define FUZZ_TARGET "fuzz_json_bytes"
 #include "fuzz_support.h"
 
-static bool valid_utf8(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t seq = json_utf8_sequence_len((const unsigned char *)s + i, n - i);
-		if (!seq)
-			return false;
-		i += seq;
-	}
-	return true;
-}
 
 static void check_write(const char *s, size_t n, const uint8_t *data, size_t size)
 {
@@ -53,13 +43,13 @@ static void check_write(const char *s, size_t n, const uint8_t *data, size_t siz
 	char *end = json_bytes_put(text, s, n);
 	if ((size_t)(end - text) != len)
 		fuzz_fail("json_bytes_put wrote another length than json_bytes_len", data, size);
-	if (!valid_utf8(text, len))
+	if (!json_utf8_valid(text, len))
 		fuzz_fail("json_bytes_put wrote bytes that are not UTF-8", data, size);
 	struct json_object *o = json_parse_value(text, len);
 	if (!o || !json_object_is_type(o, json_type_string))
 		fuzz_fail("the strict parser refuses what json_bytes_put wrote", data, size);
 	json_object_put(o);
-	if (valid_utf8(s, n)) {
+	if (json_utf8_valid(s, n)) {
 		char *plain = malloc(json_string_len(s, n));
 		if (plain) {
 			char *pend = json_string_put(plain, s, n);

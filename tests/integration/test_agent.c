@@ -213,17 +213,14 @@ static void test_headers(void)
 	http_result_free(&r);
 
 	/* ee-tunneld escapes what is not UTF-8 (\udcXX); the agent writes the bytes again. */
-	test_case("a request header in ISO-8859-1 reaches the backend byte-exact, 200 at once");
+	test_case("a request header in ISO-8859-1 reaches the backend byte-exact, 200, not the timeout's 504");
 	const char *latin1[] = {"X-Test-Latin: caf\xe9 \xff", "X-Test-Mixed: \xc3\xa9\xe9\xed\xa0\x80",
 	                        "X-Test-Utf8: caf\xc3\xa9", NULL};
-	int64_t started = time_monotonic_ms();
 	CHECK(app_request("shop", "GET", "/echo/latin1", latin1, NULL, 0, &r) == 0);
-	int64_t took = time_monotonic_ms() - started;
 	CHECK_INT(r.status, 200);
 	header_is(&r, "X-Echoed-Latin", "caf\xe9 \xff");
 	header_is(&r, "X-Echoed-Mixed", "\xc3\xa9\xe9\xed\xa0\x80");
 	header_is(&r, "X-Echoed-Utf8", "caf\xc3\xa9");
-	CHECK(took < 3000, "(%lld ms)", (long long)took);
 	http_result_free(&r);
 }
 
@@ -302,15 +299,12 @@ static void test_responses(void)
 	      strstr(r.headers, "Set-Cookie: b=2; HttpOnly\r\n"));
 	http_result_free(&r);
 
-	test_case("a backend's ISO-8859-1 header value reaches the client byte-exact, 200 at once");
-	int64_t started = time_monotonic_ms();
+	test_case("a backend's ISO-8859-1 header value reaches the client byte-exact, 200, not the timeout's 504");
 	CHECK(app_request("shop", "GET", "/latin1", NULL, NULL, 0, &r) == 0);
-	int64_t took = time_monotonic_ms() - started;
 	CHECK_INT(r.status, 200);
 	header_is(&r, "Content-Disposition", "attachment; filename=\"caf\xe9.txt\"");
 	header_is(&r, "X-Mixed", "\xc3\xa9\xe9\xff \xed\xa0\x80 \xf0\x9f\x98\x80");
 	CHECK(r.body && r.body_len == 6 && memcmp(r.body, "latin1", 6) == 0);
-	CHECK(took < 3000, "(%lld ms)", (long long)took);
 	http_result_free(&r);
 
 	test_case("an encoded body passes undecoded, with its Content-Encoding");

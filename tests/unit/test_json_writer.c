@@ -144,17 +144,6 @@ static void test_random(void)
 	}
 }
 
-/* Whether s[0..n) is valid UTF-8 as a whole. */
-static bool valid_utf8(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t seq = json_utf8_sequence_len((const unsigned char *)s + i, n - i);
-		if (!seq)
-			return false;
-		i += seq;
-	}
-	return true;
-}
 
 /*
  * Checks the bytes form of s: its length function, the buffer form, valid
@@ -170,10 +159,10 @@ static void check_bytes(const char *s, size_t n, const char *want)
 	CHECK_INT((long long)(end - got), (long long)len);
 	if (want)
 		CHECK(strcmp(got, want) == 0, "%s, want %s", test_printable(got), want);
-	CHECK(valid_utf8(got, len), "not UTF-8: %s", test_printable(got));
+	CHECK(json_utf8_valid(got, len), "not UTF-8: %s", test_printable(got));
 	for (size_t i = 0; i < len; i++)
 		CHECK((unsigned char)got[i] >= 0x20, "a raw control in %s", test_printable(got));
-	if (valid_utf8(s, n)) {
+	if (json_utf8_valid(s, n)) {
 		char *text = malloc(json_string_len(s, n) + 1);
 		*json_string_put(text, s, n) = '\0';
 		CHECK(strcmp(text, got) == 0, "valid UTF-8 written otherwise: %s", test_printable(got));
