@@ -124,12 +124,13 @@ static bool value_ok(const char *v)
 	return true;
 }
 
-static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
-                      unsigned char *end)
+/* value_len is the value's whole length: a value holding a NUL is dropped, not cut at it. */
+static int add_header(struct lws *wsi, const char *name, const char *value, size_t value_len,
+                      unsigned char **p, unsigned char *end)
 {
 	char lname[256];
 	size_t n = strlen(name);
-	if (n + 2 > sizeof(lname) || !value_ok(value))
+	if (n + 2 > sizeof(lname) || strlen(value) != value_len || !value_ok(value))
 		return 0; /* skipped, not fatal */
 	for (size_t i = 0; i < n; i++)
 		lname[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
@@ -156,20 +157,22 @@ static int write_head(struct control_conn *c)
 			if (strcasecmp(name, "content-type") == 0)
 				have_type = true;
 			if (json_object_is_type(value, json_type_string)) {
-				if (add_header(c->wsi, name, json_object_get_string(value), &p, end))
+				if (add_header(c->wsi, name, json_object_get_string(value),
+				               (size_t)json_object_get_string_len(value), &p, end))
 					return -1;
 			} else {
 				for (size_t i = 0; i < json_object_array_length(value); i++) {
 					struct json_object *v = json_object_array_get_idx(value, i);
 					if (v && json_object_is_type(v, json_type_string) &&
-					    add_header(c->wsi, name, json_object_get_string(v), &p, end))
+					    add_header(c->wsi, name, json_object_get_string(v),
+					               (size_t)json_object_get_string_len(v), &p, end))
 						return -1;
 				}
 			}
 		}
 	}
-	if (!have_type && add_header(c->wsi, "content-type",
-	                             c->job ? "application/octet-stream" : "application/json", &p, end))
+	const char *type = c->job ? "application/octet-stream" : "application/json";
+	if (!have_type && add_header(c->wsi, "content-type", type, strlen(type), &p, end))
 		return -1;
 	if (status_has_body(c->status) &&
 	    lws_add_http_header_content_length(c->wsi, c->out_len, &p, end))

@@ -1224,10 +1224,11 @@ static void test_responses(void)
 			http_result_free(&r);
 		}
 
-		test_case("%s: header values with CR or LF are dropped, framing headers are ours",
+		test_case("%s: header values with CR, LF or NUL are dropped, framing headers are ours",
 		          route_names[route]);
 		const char *evil =
 			"{\"X-Good\":\"fine\",\"X-Split\":\"a\\r\\nX-Injected: yes\","
+			"\"X-Nul\":\"d\\u0000X-Injected-Nul: yes\","
 			"\"X-Lf\":\"b\\nX-Injected-Lf: yes\",\"X-Cr\":\"c\\rX-Injected-Cr: yes\","
 			"\"Set-Cookie\":[\"ok=1\",\"bad=1\\r\\nX-Injected-Cookie: yes\"],"
 			"\"Content-Length\":\"999\",\"Transfer-Encoding\":\"chunked\"}";
@@ -1245,6 +1246,7 @@ static void test_responses(void)
 		CHECK_INT(header_lines(r.headers, "X-Split"), 0);
 		CHECK_INT(header_lines(r.headers, "X-Lf"), 0);
 		CHECK_INT(header_lines(r.headers, "X-Cr"), 0);
+		CHECK_INT(header_lines(r.headers, "X-Nul"), 0);
 		CHECK_INT(header_lines(r.headers, "Set-Cookie"), 1);
 		CHECK(has_line_value(r.headers, "Set-Cookie", "ok=1"), "(headers: %s)", r.headers);
 		CHECK(has_line_value(r.headers, "Content-Length", "3"), "(headers: %s)", r.headers);
