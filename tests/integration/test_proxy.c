@@ -750,6 +750,32 @@ static const char *control_url(const char *path)
 
 static struct test_agent *demo; /* app "demo" of acme/demo, connected through Caddy */
 
+/* An answer ee-tunneld cannot read but that names its request: raw
+ * ISO-8859-1, as agents wrote it before the escapes (json-c writes the
+ * byte as it is: not UTF-8, so not JSON ee-tunneld reads). */
+static void reply_raw_latin1(struct test_agent *a, const char *request_id)
+{
+	reply_send(a, request_id,
+	           &(struct reply){.headers_json = "{\"X-Raw\":\"caf\xe9\"}", .body = "raw"});
+}
+
+/* GET path to "demo" by route, answered by the agent with reply; the client's result in r. */
+static void answer_badly(int route, const char *path,
+                         void (*reply)(struct test_agent *, const char *), struct http_result *r)
+{
+	struct call bc;
+	struct request rq = {.method = "GET", .path = path};
+	request_start(&bc, (enum route)route, "demo", &rq);
+	struct agent_request seen;
+	if (agent_recv_request(demo, &seen, AGENT_WAIT_MS) == 0) {
+		reply(demo, seen.request_id);
+		agent_request_free(&seen);
+	} else {
+		test_fail(__FILE__, __LINE__, "the agent got nothing");
+	}
+	call_finish_http(&bc, r);
+}
+
 static void test_methods(void)
 {
 	static const char *const methods[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
@@ -1708,17 +1734,7 @@ static void test_refusals(void)
 	for (int route = 0; route < ROUTE_COUNT; route++) {
 		test_case("%s: a body_b64 from the agent that is not base64 is 502 invalid_proxy_response",
 		          route_names[route]);
-		struct call bc;
-		struct request rq = {.method = "GET", .path = "/bad-b64"};
-		request_start(&bc, (enum route)route, "demo", &rq);
-		struct agent_request seen;
-		if (agent_recv_request(demo, &seen, AGENT_WAIT_MS) == 0) {
-			reply_bad_base64(demo, seen.request_id);
-			agent_request_free(&seen);
-		} else {
-			test_fail(__FILE__, __LINE__, "the agent got nothing");
-		}
-		call_finish_http(&bc, &r);
+		answer_badly(route, "/bad-b64", reply_bad_base64, &r);
 		check_refusal(&r, 502, "{\"allowed\":false,\"reason\":\"invalid_proxy_response\"}");
 		http_result_free(&r);
 	}
@@ -1727,19 +1743,7 @@ static void test_refusals(void)
 		test_case("%s: an answer that cannot be read but names its request (raw ISO-8859-1, as "
 		          "agents wrote it before the escapes) is 502 invalid_proxy_response, not the timeout's 504",
 		          route_names[route]);
-		struct call bc;
-		struct request rq = {.method = "GET", .path = "/raw-latin1"};
-		request_start(&bc, (enum route)route, "demo", &rq);
-		struct agent_request seen;
-		if (agent_recv_request(demo, &seen, AGENT_WAIT_MS) == 0) {
-			/* json-c writes the byte as it is: not UTF-8, so not JSON ee-tunneld reads. */
-			reply_send(demo, seen.request_id,
-			           &(struct reply){.headers_json = "{\"X-Raw\":\"caf\xe9\"}", .body = "raw"});
-			agent_request_free(&seen);
-		} else {
-			test_fail(__FILE__, __LINE__, "the agent got nothing");
-		}
-		call_finish_http(&bc, &r);
+		answer_badly(route, "/raw-latin1", reply_raw_latin1, &r);
 		/* A 504 would be the timeout's answer: this is the prompt one. */
 		check_refusal(&r, 502, "{\"allowed\":false,\"reason\":\"invalid_proxy_response\"}");
 		http_result_free(&r);
