@@ -433,6 +433,16 @@ static void test_bad_setting(void)
 	int rc = system(cmd);
 	CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "exit status %d", rc);
 
+	test_case("EE_REQUEST_READ_TIMEOUT_SEC outside 1..3600 is refused at start, naming it");
+	static const char *const bad_timeouts[] = {"0", "3601", "-1", "30s"};
+	for (size_t i = 0; i < sizeof(bad_timeouts) / sizeof(bad_timeouts[0]); i++) {
+		snprintf(cmd, sizeof(cmd),
+		         "EE_REQUEST_READ_TIMEOUT_SEC='%s' %s/ee-api --migrate 2>&1 | "
+		         "grep -q EE_REQUEST_READ_TIMEOUT_SEC",
+		         bad_timeouts[i], stack_bin_dir());
+		CHECK(system(cmd) == 0, "EE_REQUEST_READ_TIMEOUT_SEC='%s' accepted", bad_timeouts[i]);
+	}
+
 	test_case("--threads outside 1..64 is refused at start with a message");
 	static const char *const bad[] = {"0", "65", "-1", "8x", ""};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
