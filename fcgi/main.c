@@ -177,7 +177,8 @@ static void close_promptly_if_drained(FCGX_Request *fcgi)
  * lock and then waits until every signal sent to it has arrived (they are
  * queued and counted), so no signal is left over to interrupt a later
  * read or write.  Arming costs no system call.  A kept connection
- * (FCGI_KEEP_CONN) waiting for its next request is not watched.
+ * (FCGI_KEEP_CONN) must bring its next request within
+ * EE_REQUEST_READ_TIMEOUT_SEC of the last answer, or it is closed.
  */
 #define HEAD_TIMEOUT_MS 2000
 #define WATCHDOG_PERIOD_MS 250
@@ -303,8 +304,22 @@ static int next_request(struct worker *w, struct thread_slot *slot, FCGX_Request
 	int64_t read_limit_ms = (int64_t)w->cfg->request_read_timeout_sec * 1000;
 	int rc;
 	if (fcgi->ipcFd >= 0) {
-		/* A kept connection the server closed brings none. */
-		rc = FCGX_Accept_r(fcgi) < 0 ? NO_REQUEST : 0;
+		/* A kept connection: its next request must begin within the read
+		 * limit, or the connection is closed (detached: a plain close).
+		 * When it brings none libfcgi goes on to accept; its listening
+		 * socket is hidden meanwhile, so that it returns instead and the
+		 * next accept is made in turn. */
+		int listen_sock = fcgi->listen_sock;
+		fcgi->listen_sock = -1;
+		fcgi->detached = 1;
+		watch(slot, time_monotonic_ms() + read_limit_ms);
+		rc = FCGX_Accept_r(fcgi);
+		fcgi->listen_sock = listen_sock;
+		if (rc < 0) {
+			unwatch(slot);
+			return NO_REQUEST;
+		}
+		fcgi->detached = 0;
 	} else if (w->own_accept) {
 		int fd = accept_in_turn(w);
 		if (fd < 0)

@@ -8,9 +8,12 @@
  * message naming the variable; connections the FastCGI client keeps
  * (FCGI_KEEP_CONN, as nginx's fastcgi_keep_conn does) are served in turn;
  * a FastCGI peer that sends nothing, or not its whole request, holds up
- * nothing else and is dropped without an answer and without a change.
+ * nothing else and is dropped without an answer and without a change; a
+ * kept connection left idle past the read limit is closed.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -420,6 +423,56 @@ static void test_slow_peers(void)
 	stack_stop(&st);
 }
 
+/* A connection to ee-api itself: its unix socket, or its loopback TCP port. */
+static int connect_api(const struct stack *st)
+{
+	if (strncmp(st->upstream, "unix/", 5) == 0)
+		return connect_unix(st->socket_path);
+	const char *colon = strrchr(st->upstream, ':');
+	struct sockaddr_in addr = {.sin_family = AF_INET};
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	addr.sin_port = htons((uint16_t)(colon ? atoi(colon + 1) : 0));
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void test_kept_idle(enum stack_api_mode mode, const char *name)
+{
+	struct stack st;
+	test_case("%s: a kept connection idle past EE_REQUEST_READ_TIMEOUT_SEC is closed, and "
+	          "one that comes back in time is served", name);
+	static const char *const env[] = {"EE_REQUEST_READ_TIMEOUT_SEC=2", NULL};
+	struct stack_options opt = {.api_mode = mode, .workers = 1, .env = env};
+	if (stack_start(&st, "idle", &opt) != 0) {
+		stack_stop(&st);
+		return;
+	}
+	int idle = connect_api(&st), back = connect_api(&st);
+	CHECK(idle >= 0 && back >= 0, "connect to %s", st.upstream);
+	CHECK(idle >= 0 && fcgi_kept_request(idle) == 0, "first request on the idle connection");
+	CHECK(back >= 0 && fcgi_kept_request(back) == 0, "first request on the other connection");
+	/* Within the limit: the connection stays, and its next request is served. */
+	struct timespec second = {1, 0};
+	nanosleep(&second, NULL);
+	CHECK(back >= 0 && fcgi_kept_request(back) == 0, "a request after 1 s of idling");
+	if (idle >= 0) {
+		CHECK(closed_within(idle, 15000), "a kept connection idle for 15 s is still open");
+		close(idle);
+	}
+	/* The thread that held it serves others, in turn as before. */
+	int fd = connect_api(&st);
+	CHECK(fd >= 0 && fcgi_kept_request(fd) == 0, "a new connection after the idle one closed");
+	if (fd >= 0)
+		close(fd);
+	if (back >= 0)
+		close(back);
+	stack_stop(&st);
+}
+
 static void test_bad_setting(void)
 {
 	test_case("an invalid setting stops ee-api at start and names the variable");
@@ -464,6 +517,8 @@ int main(void)
 	test_database_recovers();
 	test_kept_connections();
 	test_slow_peers();
+	test_kept_idle(STACK_API_LISTEN_UNIX, "unix socket");
+	test_kept_idle(STACK_API_LISTEN_TCP, "TCP");
 	test_bad_setting();
 	return test_finish();
 }
