@@ -325,3 +325,51 @@ struct json_object *json_bytes_object(const char *text, size_t len)
 	}
 	return obj;
 }
+
+/* Whether json-c may have lost a byte here: a U+FFFD, which is what it makes of \udcXX. */
+static bool has_replacement(const char *s, size_t n)
+{
+	for (const char *p = s, *end = s + n; (p = memchr(p, 0xef, (size_t)(end - p))); p++)
+		if (end - p >= 3 && (unsigned char)p[1] == 0xbf && (unsigned char)p[2] == 0xbd)
+			return true;
+	return false;
+}
+
+static bool string_has_replacement(struct json_object *v)
+{
+	return v && json_object_is_type(v, json_type_string) &&
+	       has_replacement(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+}
+
+bool json_bytes_maybe_lost(struct json_object *headers)
+{
+	json_object_object_foreach(headers, name, value) {
+		if (has_replacement(name, strlen(name)) || string_has_replacement(value))
+			return true;
+		if (value && json_object_is_type(value, json_type_array))
+			for (size_t i = 0; i < json_object_array_length(value); i++)
+				if (string_has_replacement(json_object_array_get_idx(value, i)))
+					return true;
+	}
+	return false;
+}
+
+struct json_object *json_bytes_member_object(const char *text, size_t len, const char *key)
+{
+	struct json_members m;
+	struct buf name;
+	buf_init(&name);
+	const char *value, *found = NULL;
+	size_t value_len, found_len = 0;
+	int rc;
+	json_members_start(&m, text, len);
+	while ((rc = json_members_next(&m, &name, &value, &value_len)) == 1) {
+		/* json-c keeps the last of a repeated key, and cuts a key at a NUL. */
+		if (name.data && strcmp(name.data, key) == 0) {
+			found = value;
+			found_len = value_len;
+		}
+	}
+	buf_free(&name);
+	return rc == 0 && found ? json_bytes_object(found, found_len) : NULL;
+}

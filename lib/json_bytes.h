@@ -65,4 +65,20 @@ int json_members_next(struct json_members *m, struct buf *key, const char **valu
  */
 struct json_object *json_bytes_object(const char *text, size_t len);
 
+/*
+ * Whether json-c's reading of a headers object may have lost bytes: a
+ * U+FFFD, which is what it makes of \udcXX, in a name, a string value or
+ * a string in an array value.  The usual headers hold none, and then
+ * json-c's reading is kept.
+ */
+bool json_bytes_maybe_lost(struct json_object *headers);
+
+/*
+ * The member key of the object whose JSON text is text[0..len), read as
+ * json_bytes_object reads (the last of a repeated key, as json-c keeps
+ * it).  NULL when there is no such member, it is not an object, or the
+ * text cannot be read so.
+ */
+struct json_object *json_bytes_member_object(const char *text, size_t len, const char *key);
+
 #endif

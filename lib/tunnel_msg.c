@@ -53,34 +53,6 @@ static int int_field(struct json_object *root, const char *key)
 	return n < -1000000000 || n > 1000000000 ? 0 : (int)n;
 }
 
-/* Whether json-c may have lost a byte here: a U+FFFD, which is what it makes of \udcXX. */
-static bool has_replacement(const char *s, size_t n)
-{
-	for (const char *p = s, *end = s + n; (p = memchr(p, 0xef, (size_t)(end - p))); p++)
-		if (end - p >= 3 && (unsigned char)p[1] == 0xbf && (unsigned char)p[2] == 0xbd)
-			return true;
-	return false;
-}
-
-static bool string_has_replacement(struct json_object *v)
-{
-	return v && json_object_is_type(v, json_type_string) &&
-	       has_replacement(json_object_get_string(v), (size_t)json_object_get_string_len(v));
-}
-
-static bool headers_lost_bytes(struct json_object *headers)
-{
-	json_object_object_foreach(headers, name, value) {
-		if (has_replacement(name, strlen(name)) || string_has_replacement(value))
-			return true;
-		if (value && json_object_is_type(value, json_type_array))
-			for (size_t i = 0; i < json_object_array_length(value); i++)
-				if (string_has_replacement(json_object_array_get_idx(value, i)))
-					return true;
-	}
-	return false;
-}
-
 /*
  * Header names and values are bytes: one that is not UTF-8 travels as
  * \udc80..\udcff (json_bytes_put), which json-c reads as U+FFFD.  When
@@ -90,25 +62,9 @@ static bool headers_lost_bytes(struct json_object *headers)
  */
 static int restore_header_bytes(struct tunnel_msg *msg, const char *text, size_t len)
 {
-	if (!msg->headers || !headers_lost_bytes(msg->headers))
+	if (!msg->headers || !json_bytes_maybe_lost(msg->headers))
 		return 0;
-	struct json_members m;
-	struct buf key;
-	buf_init(&key);
-	const char *value, *headers_text = NULL;
-	size_t value_len, headers_len = 0;
-	int rc;
-	json_members_start(&m, text, len);
-	while ((rc = json_members_next(&m, &key, &value, &value_len)) == 1) {
-		/* json-c keeps the last of a repeated key, and cuts a key at a NUL. */
-		if (key.data && strcmp(key.data, "headers") == 0) {
-			headers_text = value;
-			headers_len = value_len;
-		}
-	}
-	buf_free(&key);
-	struct json_object *headers =
-		rc == 0 && headers_text ? json_bytes_object(headers_text, headers_len) : NULL;
+	struct json_object *headers = json_bytes_member_object(text, len, "headers");
 	if (!headers)
 		return -1;
 	if (json_object_object_add(msg->root, "headers", headers) != 0) {

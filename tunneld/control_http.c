@@ -13,6 +13,8 @@
 
 #include "base64.h"
 #include "http_parser.h"
+#include "json_bytes.h"
+#include "json_writer.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "tunneld.h"
@@ -246,6 +248,37 @@ static bool named_in(const char *connection, const char *name)
 	return false;
 }
 
+/*
+ * The headers the proxy_request carries, as its JSON text, into out: names
+ * and values are bytes, and any that are not UTF-8 go as \udc80..\udcff
+ * escapes (json_bytes_put), as on the proxy listener.  -1 out of memory.
+ */
+static int forwarded_text(struct json_object *forwarded, struct buf *out)
+{
+	buf_append(out, "{", 1);
+	bool first = true;
+	json_object_object_foreach(forwarded, name, value) {
+		if (!first)
+			buf_append(out, ",", 1);
+		first = false;
+		json_append_bytes(out, name, strlen(name));
+		buf_append(out, ":", 1);
+		json_append_bytes(out, json_object_get_string(value),
+		                  (size_t)json_object_get_string_len(value));
+	}
+	buf_append(out, "}", 1);
+	return out->failed ? -1 : 0;
+}
+
+/* A header value the envelope may carry: no control byte but tab, and no NUL within. */
+static bool envelope_value_ok(struct json_object *value)
+{
+	if (!value || !json_object_is_type(value, json_type_string))
+		return false;
+	const char *s = json_object_get_string(value);
+	return strlen(s) == (size_t)json_object_get_string_len(value) && value_ok(s);
+}
+
 /* Parses the envelope and starts the job. */
 static void start_proxy(struct control_conn *c)
 {
@@ -265,6 +298,21 @@ static void start_proxy(struct control_conn *c)
 	size_t mlen = 3, plen = 1, blen = 0;
 	bool present;
 	struct json_object *headers = json_get(env, "headers", &present);
+	/* A header's bytes that are not UTF-8 come as \udc80..\udcff escapes, as
+	 * in the tunnel's messages; json-c reads those as U+FFFD, so headers
+	 * holding one are read again as bytes (docs/PROTOCOL.md, "Header bytes"). */
+	if (headers && json_object_is_type(headers, json_type_object) &&
+	    json_bytes_maybe_lost(headers)) {
+		struct json_object *bytes =
+		    json_bytes_member_object(c->body.data ? c->body.data : "", c->body.len, "headers");
+		if (!bytes || json_object_object_add(env, "headers", bytes) != 0) {
+			json_object_put(bytes);
+			json_object_put(env);
+			local_refusal(c, 400, "reason", "invalid_proxy_payload");
+			return;
+		}
+		headers = bytes;
+	}
 	enum json_field_state ms = json_get_string(env, "method", &method, &mlen);
 	enum json_field_state ps = json_get_string(env, "path", &path, &plen);
 	enum json_field_state bs = json_get_string(env, "body_b64", &body_b64, &blen);
@@ -290,8 +338,7 @@ static void start_proxy(struct control_conn *c)
 	const char *connection = NULL;
 	if (ok && headers) {
 		json_object_object_foreach(headers, name, value) {
-			if (!value || !json_object_is_type(value, json_type_string) ||
-			    !http_is_token(name, strlen(name)) || !value_ok(json_object_get_string(value))) {
+			if (!envelope_value_ok(value) || !http_is_token(name, strlen(name))) {
 				ok = false;
 				break;
 			}
@@ -312,11 +359,15 @@ static void start_proxy(struct control_conn *c)
 	/* The job carries the headers as the text the proxy_request sends. */
 	bool out_of_memory = false;
 	if (ok) {
-		size_t hlen = 0;
-		const char *htext = forwarded ? json_text(forwarded, &hlen) : NULL;
-		req.headers_json = htext ? strndup(htext, hlen) : NULL;
-		req.headers_json_len = hlen;
-		out_of_memory = !req.headers_json;
+		struct buf text;
+		buf_init(&text);
+		if (!forwarded || forwarded_text(forwarded, &text) != 0) {
+			buf_free(&text);
+			out_of_memory = true;
+		} else {
+			req.headers_json = text.data; /* taken */
+			req.headers_json_len = text.len;
+		}
 	}
 	json_object_put(forwarded);
 	if (out_of_memory) {

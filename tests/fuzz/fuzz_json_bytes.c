@@ -16,7 +16,9 @@
  *   - as an object: json_members_next ends; json_bytes_object gives, for
  *     an object json-c takes (escapes made \udc7f again), the same keys and
  *     string values as json-c, arrays of the same length with the same
- *     strings, null for every other value;
+ *     strings, null for every other value; json_bytes_member_object gives
+ *     its "headers" object, with as many keys, whenever json-c's has one
+ *     (json_bytes_maybe_lost asked of it too);
  *   - nothing crashes, reads out of bounds or leaks (ASan, LSan).
  */
 #include <stdbool.h>
@@ -186,6 +188,17 @@ static void check_object(const char *text, size_t len, const uint8_t *data, size
 				fuzz_fail("a value that is not a string or an array is not null", data, size);
 			}
 		}
+	}
+	struct json_object *headers = NULL;
+	if (ref && json_object_is_type(ref, json_type_object) &&
+	    json_object_object_get_ex(ref, "headers", &headers) && headers &&
+	    json_object_is_type(headers, json_type_object)) {
+		(void)json_bytes_maybe_lost(headers);
+		struct json_object *member = json_bytes_member_object(plain, len, "headers");
+		if (!member || json_object_object_length(member) != json_object_object_length(headers))
+			fuzz_fail("json_bytes_member_object reads \"headers\" otherwise than json-c", data,
+			          size);
+		json_object_put(member);
 	}
 	json_object_put(ref);
 	json_object_put(ours);

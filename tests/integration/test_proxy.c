@@ -462,6 +462,7 @@ struct request {
 	const char *const *headers;  /* "Name: value", NULL-terminated; may be NULL */
 	const void *body;            /* NULL: none */
 	size_t body_len;
+	const char *envelope;        /* the envelope routes: this text as it is, not one made */
 };
 
 #define MAX_HEADER_LINES 64
@@ -527,7 +528,7 @@ static void request_start(struct call *c, enum route route, const char *app,
 			snprintf(url, sizeof(url), "%s/v1/proxy/%s", st.base_url, app);
 		else
 			snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/proxy/%s", st.control_port, app);
-		char *env = envelope_text(rq);
+		char *env = rq->envelope ? strdup(rq->envelope) : envelope_text(rq);
 		const char *h[] = {"Content-Type: application/json", NULL};
 		call_start_http(c, "POST", url, h, env, env ? strlen(env) : 0);
 		free(env);
@@ -984,6 +985,34 @@ static void test_request_headers(void)
 			      "(Cookie: %s)", v ? v : "(none)");
 			check_no_hop_headers(&seen, true);
 			CHECK_INT(seen.body_len, 1);
+			agent_request_free(&seen);
+		}
+		CHECK_INT(r.status, 200);
+		http_result_free(&r);
+
+		/* The envelope is JSON: a client writes a byte that is not UTF-8 as
+		 * \udc80..\udcff, as the tunnel's messages do; json-c alone reads U+FFFD. */
+		test_case("%s: a client's \\udc80..\\udcff escapes in header values reach the agent "
+		          "as their bytes; pairs and other lone surrogates as json-c reads them",
+		          route_names[route]);
+		struct request rq2 = {
+		    .method = "GET", .path = "/latin1",
+		    .envelope = "{\"method\":\"GET\",\"path\":\"/latin1\",\"headers\":{"
+		                "\"X-Latin\":\"caf\\udce9 \\udcff\",\"X-Mixed\":\"\\u00e9\\udce9\","
+		                "\"X-Pair\":\"\\ud83d\\ude00\",\"X-Lone\":\"\\ud800x\","
+		                "\"X-Plain\":\"plain\"}}"};
+		if (exchange(demo, (enum route)route, "demo", &rq2, NULL, &seen, &r)) {
+			const char *v;
+			CHECK((v = req_header(&seen, "X-Latin")) && strcmp(v, "caf\xe9 \xff") == 0,
+			      "(X-Latin: %s)", v ? test_printable(v) : "(none)");
+			CHECK((v = req_header(&seen, "X-Mixed")) && strcmp(v, "\xc3\xa9\xe9") == 0,
+			      "(X-Mixed: %s)", v ? test_printable(v) : "(none)");
+			CHECK((v = req_header(&seen, "X-Pair")) && strcmp(v, "\xf0\x9f\x98\x80") == 0,
+			      "(X-Pair: %s)", v ? test_printable(v) : "(none)");
+			CHECK((v = req_header(&seen, "X-Lone")) && strcmp(v, "\xef\xbf\xbdx") == 0,
+			      "(X-Lone: %s)", v ? test_printable(v) : "(none)");
+			CHECK((v = req_header(&seen, "X-Plain")) && strcmp(v, "plain") == 0,
+			      "(X-Plain: %s)", v ? test_printable(v) : "(none)");
 			agent_request_free(&seen);
 		}
 		CHECK_INT(r.status, 200);
@@ -1707,6 +1736,9 @@ static void test_refusals(void)
 		"{\"method\":\"GE T\",\"path\":\"/\"}", "{\"headers\":[]}",
 		"{\"headers\":{\"X-A\":1}}", "{\"headers\":{\"X-A\":\"a\\r\\nX-B: b\"}}",
 		"{\"body_b64\":\"***\"}", "{\"path\":\"/a b\"}", "{\"method\":7}",
+		"{\"headers\":{\"X-A\":\"a\\u0000b\"}}",
+		"{\"headers\":{\"X-A\":\"\\udce9\\r\\nX-B: b\"}}",
+		"{\"headers\":{\"X-\\udce9\":\"a\"}}",
 	};
 	for (size_t i = 0; i < sizeof(bad_envelopes) / sizeof(bad_envelopes[0]); i++) {
 		test_case("envelope %s is 400 invalid_proxy_payload", test_printable(bad_envelopes[i]));

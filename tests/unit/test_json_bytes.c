@@ -220,6 +220,45 @@ static void test_object(void)
 	check_object(LIT(""), NULL);
 }
 
+static void check_member(const char *text, size_t len, const char *key, const char *want)
+{
+	struct json_object *o = json_bytes_member_object(text, len, key);
+	const char *got = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+	CHECK(want ? got && strcmp(got, want) == 0 : !o, "%s in %s: %s, want %s", key,
+	      test_printable(text), got ? test_printable(got) : "(null)", want ? want : "(null)");
+	json_object_put(o);
+}
+
+static void test_member(void)
+{
+	test_case("json_bytes_member_object: the member's object as bytes; the last of a repeat");
+	check_member(LIT("{\"method\":\"GET\",\"headers\":{\"X\":\"caf\\udce9\"}}"), "headers",
+	             "{\"X\":\"caf\xe9\"}");
+	check_member(LIT("{\"headers\":{\"a\":\"1\"},\"headers\":{\"b\":\"\\udcff\"}}"), "headers",
+	             "{\"b\":\"\xff\"}");
+	check_member(LIT("{\"h\":{\"in\":{\"headers\":{}}}}"), "h", "{\"in\":null}");
+
+	test_case("json_bytes_member_object: absent, not an object, or broken text is NULL");
+	check_member(LIT("{\"method\":\"GET\"}"), "headers", NULL);
+	check_member(LIT("{\"headers\":[\"a\"]}"), "headers", NULL);
+	check_member(LIT("{\"headers\":\"a\"}"), "headers", NULL);
+	check_member(LIT("{\"headers\":{\"a\":\"1\"},"), "headers", NULL);
+	check_member(LIT("[{\"headers\":{}}]"), "headers", NULL);
+
+	test_case("json_bytes_maybe_lost: a U+FFFD in a name, a value, or a string of an array");
+	static const char *const lost[] = {"{\"a\":\"x\\ufffd\"}", "{\"\\ufffd\":\"x\"}",
+	                                   "{\"a\":[\"b\",\"\\ufffd\"]}"};
+	static const char *const kept[] = {"{\"a\":\"x\"}", "{}", "{\"a\":[\"\\u00e9\"],\"b\":1}"};
+	for (size_t i = 0; i < 3; i++) {
+		struct json_object *o = json_tokener_parse(lost[i]);
+		CHECK(o && json_bytes_maybe_lost(o), "%s", lost[i]);
+		json_object_put(o);
+		o = json_tokener_parse(kept[i]);
+		CHECK(o && !json_bytes_maybe_lost(o), "%s", kept[i]);
+		json_object_put(o);
+	}
+}
+
 /* The value of header name in m's headers, as bytes; NULL if absent or not a string. */
 static const char *header_of(const struct tunnel_msg *m, const char *name, size_t *len)
 {
@@ -327,6 +366,7 @@ int main(void)
 	test_decode();
 	test_members();
 	test_object();
+	test_member();
 	test_tunnel_msg();
 	return test_finish();
 }
