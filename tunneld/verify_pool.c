@@ -8,6 +8,7 @@
  * back through a second queue, and lws_cancel_service() wakes the loop,
  * which hands each verdict to its session if the session still exists.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "jsonutil.h"
 #include "log.h"
+#include "timeutil.h"
 #include "tunneld.h"
 #include "verifier.h"
 
@@ -30,6 +32,11 @@ struct verify_pool {
 	struct verify_request *todo_head, *todo_tail;
 	struct verify_request *done_head, *done_tail;
 	int queued;
+	/* The loop's own: the heap's trim after a burst (verify_pool_collect). */
+	int verdicts_since_trim;
+	int64_t last_verdict_ms;
+	bool trim_scheduled;
+	lws_sorted_usec_list_t sul_trim;
 	bool stopping;
 };
 
@@ -151,12 +158,45 @@ int verify_pool_submit(struct verify_pool *pool, struct verify_request *r)
 	return 0;
 }
 
+/*
+ * A burst of attestations (a fleet connecting, or coming back after a
+ * restart) leaves its quotes, verdicts and message buffers freed in the
+ * middle of the heap, between the sessions that stay, and glibc keeps
+ * those pages resident.  After TRIM_AFTER_VERDICTS verdicts, once none
+ * has come for TRIM_QUIET_MS and none is queued, malloc_trim gives the
+ * free pages back.  While verdicts keep coming (a burst, or a large
+ * fleet's periodic attestations) nothing is trimmed: the freed memory is
+ * reused, and trimming in the middle of a burst slowed it down by half.
+ */
+#define TRIM_AFTER_VERDICTS 64
+#define TRIM_QUIET_MS 1000
+
+static void trim_cb(lws_sorted_usec_list_t *sul)
+{
+	struct verify_pool *pool = lws_container_of(sul, struct verify_pool, sul_trim);
+	int64_t quiet = time_monotonic_ms() - pool->last_verdict_ms;
+	pthread_mutex_lock(&pool->lock);
+	bool idle = pool->queued == 0;
+	pthread_mutex_unlock(&pool->lock);
+	if (!idle || quiet < TRIM_QUIET_MS) {
+		int64_t wait_ms = idle ? TRIM_QUIET_MS - quiet : TRIM_QUIET_MS;
+		lws_sul_schedule(pool->td->context, 0, &pool->sul_trim, trim_cb,
+		                 (lws_usec_t)wait_ms * LWS_US_PER_MS);
+		return;
+	}
+	pool->trim_scheduled = false;
+	pool->verdicts_since_trim = 0;
+	malloc_trim(0);
+}
+
 void verify_pool_collect(struct verify_pool *pool)
 {
 	pthread_mutex_lock(&pool->lock);
 	struct verify_request *r = pool->done_head;
 	pool->done_head = pool->done_tail = NULL;
 	pthread_mutex_unlock(&pool->lock);
+	if (!r)
+		return;
 	while (r) {
 		struct verify_request *next = r->next;
 		pthread_mutex_lock(&pool->lock);
@@ -164,7 +204,14 @@ void verify_pool_collect(struct verify_pool *pool)
 		pthread_mutex_unlock(&pool->lock);
 		session_on_verdict(pool->td, r->session_id, &r->verdict);
 		verify_request_free(r);
+		pool->verdicts_since_trim++;
 		r = next;
+	}
+	pool->last_verdict_ms = time_monotonic_ms();
+	if (pool->verdicts_since_trim >= TRIM_AFTER_VERDICTS && !pool->trim_scheduled) {
+		pool->trim_scheduled = true;
+		lws_sul_schedule(pool->td->context, 0, &pool->sul_trim, trim_cb,
+		                 (lws_usec_t)TRIM_QUIET_MS * LWS_US_PER_MS);
 	}
 }
 
@@ -172,6 +219,7 @@ void verify_pool_stop(struct verify_pool *pool)
 {
 	if (!pool)
 		return;
+	lws_sul_cancel(&pool->sul_trim);
 	pthread_mutex_lock(&pool->lock);
 	pool->stopping = true;
 	/* Verifications not started are dropped: their sockets are closing anyway. */
