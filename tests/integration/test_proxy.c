@@ -1740,6 +1740,8 @@ static void test_refusals(void)
 		"{\"headers\":{\"X-A\":\"\\udce9\\r\\nX-B: b\"}}",
 		"{\"headers\":{\"X-\\udce9\":\"a\"}}",
 	};
+	char digest_before[65], digest_after[65];
+	CHECK_INT(db_digest(st.db_path, digest_before), 0);
 	for (size_t i = 0; i < sizeof(bad_envelopes) / sizeof(bad_envelopes[0]); i++) {
 		test_case("envelope %s is 400 invalid_proxy_payload", test_printable(bad_envelopes[i]));
 		for (int via_caddy = 0; via_caddy <= 1; via_caddy++) {
@@ -1756,6 +1758,9 @@ static void test_refusals(void)
 		}
 		check_agent_idle(demo);
 	}
+	test_case("the refused envelopes left the database unchanged");
+	CHECK_INT(db_digest(st.db_path, digest_after), 0);
+	CHECK_STR(digest_after, digest_before);
 
 	test_case("envelope by GET is 405 method_not_allowed");
 	call_start_http(&c, "GET", control_url("/v1/proxy/demo"), NULL, NULL, 0);
