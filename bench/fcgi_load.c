@@ -40,7 +40,7 @@
  *
  * Prints one line:
  *   requests N ok N non_200 N conn_errors N answered_200 N seconds S rps R
- *   p50_ms X p90_ms X p99_ms X
+ *   p50_ms X p90_ms X p99_ms X engine io_uring|epoll
  * requests, ok (Status 200), non_200, the rate and the latencies count the
  * answers that came before the deadline; "conn_errors" connections refused,
  * reset or closed before END_REQUEST.  Requests already sent when the
@@ -1337,12 +1337,13 @@ int main(int argc, char **argv)
 			total.hist[i] += slots[p].hist[i];
 	}
 	printf("requests %llu ok %llu non_200 %llu conn_errors %llu answered_200 %llu seconds %.2f "
-	       "rps %.0f p50_ms %.3f p90_ms %.3f p99_ms %.3f\n",
+	       "rps %.0f p50_ms %.3f p90_ms %.3f p99_ms %.3f engine %s\n",
 	       (unsigned long long)total.requests, (unsigned long long)total.ok,
 	       (unsigned long long)total.non_200, (unsigned long long)total.conn_errors,
 	       (unsigned long long)(total.ok + total.late_ok), seconds,
 	       (double)total.requests / seconds, hist_percentile_ms(&total, 50),
-	       hist_percentile_ms(&total, 90), hist_percentile_ms(&total, 99));
+	       hist_percentile_ms(&total, 90), hist_percentile_ms(&total, 99),
+	       cfg.epoll ? "epoll" : "io_uring");
 	munmap(slots, sizeof(struct result) * (size_t)cfg.procs);
 	return children_ok && total.non_200 == 0 && total.conn_errors == 0 && total.ok > 0 ? 0 : 1;
 }
