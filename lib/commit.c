@@ -7,15 +7,10 @@ void commit_group_init(struct commit_group *group)
 {
 	memset(group, 0, sizeof(*group));
 	pthread_mutex_init(&group->lock, NULL);
-	pthread_cond_init(&group->finished, NULL);
 	group->tail = &group->head;
 }
 
-void commit_group_destroy(struct commit_group *group)
-{
-	pthread_cond_destroy(&group->finished);
-	pthread_mutex_destroy(&group->lock);
-}
+void commit_group_destroy(struct commit_group *group) { pthread_mutex_destroy(&group->lock); }
 
 static void fail_all(struct commit_job *batch, const struct ee_error *err)
 {
@@ -87,33 +82,66 @@ static struct commit_job *run_batch(struct commit_group *group, struct ee_db *db
 	return batch;
 }
 
+/*
+ * Waking: each job's thread sleeps on its own semaphore, and the leader
+ * posts only the jobs it finished, and, when jobs are still queued, the
+ * first of them, whose thread then leads the next batch.  One condition
+ * variable for all woke every waiting thread at each commit, most of them
+ * only to wait again (docs/PERFORMANCE.md, transfers).  A post is the
+ * last the leader does with a job: its thread may return at once, and the
+ * job lives on that thread's stack.
+ */
+static void wait_for(struct commit_job *job)
+{
+	while (sem_wait(&job->wake) != 0)
+		; /* EINTR: a signal (the request watchdog's) is not a wake-up */
+}
+
 int commit_group_run(struct commit_group *group, struct ee_db *db, struct commit_job *job)
 {
 	job->done = false;
 	job->next = NULL;
+	sem_init(&job->wake, 0, 0);
 	pthread_mutex_lock(&group->lock);
 	*group->tail = job;
 	group->tail = &job->next;
-	while (!job->done) {
-		if (group->leader_active) {
-			pthread_cond_wait(&group->finished, &group->lock);
-			continue;
+	bool lead = !group->leader_active;
+	group->leader_active = true;
+	pthread_mutex_unlock(&group->lock);
+	for (;;) {
+		/* Woken and not done: the leader before handed over (leader_active stays set). */
+		if (!lead) {
+			wait_for(job);
+			if (job->done)
+				break;
+			lead = true;
 		}
-		group->leader_active = true;
-		pthread_mutex_unlock(&group->lock);
 		struct commit_job *batch = run_batch(group, db);
+		bool mine = false;
+		unsigned long jobs = 0;
+		for (struct commit_job *j = batch; j; j = j->next, jobs++)
+			mine = mine || j == job;
 		pthread_mutex_lock(&group->lock);
-		/* job->next is read before done is set: once done, the job's thread
-		 * may return and its job (on its stack) is gone. */
 		group->batches++;
+		group->jobs += jobs;
+		/* The leader is the queue's head, so its own job is in its first
+		 * batch; the next leader is the first job queued meanwhile. */
+		struct commit_job *next_leader = mine ? group->head : NULL;
+		if (mine && !next_leader)
+			group->leader_active = false;
+		pthread_mutex_unlock(&group->lock);
 		for (struct commit_job *j = batch, *next; j; j = next) {
 			next = j->next;
 			j->done = true;
-			group->jobs++;
+			if (j != job)
+				sem_post(&j->wake);
 		}
-		group->leader_active = false;
-		pthread_cond_broadcast(&group->finished);
+		if (mine) {
+			if (next_leader)
+				sem_post(&next_leader->wake);
+			break;
+		}
 	}
-	pthread_mutex_unlock(&group->lock);
+	sem_destroy(&job->wake);
 	return job->rc;
 }

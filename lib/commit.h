@@ -9,14 +9,16 @@
  * Here the first thread with a job to commit becomes the leader: it takes
  * the write lock (BEGIN IMMEDIATE), then every job queued by that moment,
  * runs each in a savepoint of its own on its own connection, and commits
- * once.  Each job's thread gets its answer only after that COMMIT has
- * returned, so an answered change is exactly as durable as one committed
- * alone (docs/LEDGER.md, "Group commit").
+ * once; the first job still queued then leads the next batch.  Each job's
+ * thread gets its answer only after that COMMIT has returned, so an
+ * answered change is exactly as durable as one committed alone
+ * (docs/LEDGER.md, "Group commit").
  */
 #ifndef EE_COMMIT_H
 #define EE_COMMIT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 
 #include "db.h"
@@ -35,12 +37,13 @@ struct commit_job {
 	struct ee_error err;
 	bool done;
 	struct commit_job *next;
+	/* Posted once the job is done, or to make its thread the next leader. */
+	sem_t wake;
 };
 
 struct commit_group {
 	pthread_mutex_t lock;
-	pthread_cond_t finished; /* a batch ended: its jobs are done, a new leader may start */
-	struct commit_job *head, **tail;
+	struct commit_job *head, **tail; /* queued, not yet in a batch */
 	bool leader_active;
 	/* Transactions run and jobs in them, for tests and benchmarks. */
 	unsigned long batches, jobs;

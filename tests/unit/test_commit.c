@@ -142,9 +142,11 @@ static void *worker_main(void *arg)
  * thread each, jobs[1..n-1] while it holds: those queue up and go in the
  * next batch together.
  */
+#define HELD_MAX (COMMIT_GROUP_MAX_BATCH + 8)
+
 static void run_held_batch(struct commit_group *group, struct job *jobs, int n)
 {
-	struct worker w[16];
+	static struct worker w[HELD_MAX];
 	for (int i = 0; i < n; i++) {
 		w[i] = (struct worker){.group = group, .jobs = &jobs[i], .count = 1,
 		                       .start_delay_ms = i == 0 ? 0 : 150, .busy_timeout_ms = 5000};
@@ -334,6 +336,44 @@ static void test_begin_busy(void)
 	commit_group_destroy(&group);
 }
 
+/*
+ * More jobs queue behind the held batch than one batch takes: the leader of
+ * each batch hands over to the first job left, which leads the next.
+ */
+static void test_more_than_a_batch(void)
+{
+	enum { QUEUED = HELD_MAX - 1 };
+	test_case("%d jobs queued behind a held batch: batches of at most %d, each led by the "
+	          "first job left, every job committed",
+	          QUEUED, COMMIT_GROUP_MAX_BATCH);
+	new_database();
+	struct commit_group group;
+	commit_group_init(&group);
+	static struct job jobs[HELD_MAX];
+	jobs[0] = hold_job("holder");
+	for (int i = 1; i < HELD_MAX; i++) {
+		char account[32];
+		snprintf(account, sizeof(account), "acct-%d", i);
+		jobs[i] = make_job(JOB_PURCHASE, account, i);
+	}
+	run_held_batch(&group, jobs, HELD_MAX);
+	CHECK_INT(group.jobs, HELD_MAX);
+	/* The held batch, then at least two for the jobs behind it (more if some came late). */
+	CHECK(group.batches >= 3, "%lu batches", group.batches);
+	CHECK(!group.leader_active && !group.head, "the group was left with a leader or a queue");
+	struct ee_db *db = open_db(5000);
+	for (int i = 1; i < HELD_MAX; i++) {
+		char account[32];
+		snprintf(account, sizeof(account), "acct-%d", i);
+		CHECK(jobs[i].commit.rc == 0, "job %d: %s", i, jobs[i].commit.err.reason);
+		CHECK_INT(balance(db, account), i);
+	}
+	check_audit(db);
+	printf("# %lu jobs in %lu transactions\n", group.jobs, group.batches);
+	db_close(db);
+	commit_group_destroy(&group);
+}
+
 #define STRESS_THREADS 8
 #define STRESS_JOBS 150
 
@@ -395,6 +435,7 @@ int main(void)
 	test_transaction_lost();
 	test_commit_fails();
 	test_begin_busy();
+	test_more_than_a_batch();
 	test_many_threads();
 	if (stack_remove_dir(tmp_dir) != 0)
 		fprintf(stderr, "cannot remove %s: %s\n", tmp_dir, strerror(errno));
