@@ -13,8 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
 #include "check.h"
 #include "client.h"
 #include "stack.h"
@@ -71,19 +69,7 @@ static void client_run(int id, bool use_cgi, int fd)
 }
 
 /* The one number a query answers, -1 if it failed. */
-static long long query_count(const char *sql)
-{
-	sqlite3 *h;
-	long long n = -1;
-	if (sqlite3_open_v2(st.db_path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-		sqlite3_stmt *s;
-		if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-			n = sqlite3_column_int64(s, 0);
-		sqlite3_finalize(s);
-	}
-	sqlite3_close(h);
-	return n;
-}
+static long long query_count(const char *sql) { return stack_sql_int(&st, sql); }
 
 static long long count_transfers(void)
 {

@@ -12,8 +12,6 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include <sqlite3.h>
-
 #include "check.h"
 #include "stack.h"
 
@@ -68,19 +66,7 @@ static struct load_result run_load(const char *address, const char *args)
 
 static long long purchases(void)
 {
-	sqlite3 *db = NULL;
-	long long n = -1;
-	if (sqlite3_open_v2(st.db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-		sqlite3_busy_timeout(db, 5000);
-		sqlite3_stmt *stmt = NULL;
-		if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM ledger_txns WHERE kind = 'purchase'", -1,
-		                       &stmt, NULL) == SQLITE_OK &&
-		    sqlite3_step(stmt) == SQLITE_ROW)
-			n = sqlite3_column_int64(stmt, 0);
-		sqlite3_finalize(stmt);
-	}
-	sqlite3_close(db);
-	return n;
+	return stack_sql_int(&st, "SELECT COUNT(*) FROM ledger_txns WHERE kind = 'purchase'");
 }
 
 #define PURCHASE \

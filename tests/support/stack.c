@@ -1001,6 +1001,22 @@ int stack_cgi(struct stack *s, const char *method, const char *path, const char 
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
+long long stack_sql_int(const struct stack *s, const char *sql)
+{
+	sqlite3 *h = NULL;
+	long long n = -1;
+	if (sqlite3_open_v2(s->db_path, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		sqlite3_busy_timeout(h, 5000);
+		sqlite3_stmt *stmt = NULL;
+		if (sqlite3_prepare_v2(h, sql, -1, &stmt, NULL) == SQLITE_OK &&
+		    sqlite3_step(stmt) == SQLITE_ROW)
+			n = sqlite3_column_int64(stmt, 0);
+		sqlite3_finalize(stmt);
+	}
+	sqlite3_close(h);
+	return n;
+}
+
 long long stack_balance(struct stack *s, const char *account, long long *locked)
 {
 	char path[320];

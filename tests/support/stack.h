@@ -158,6 +158,12 @@ int stack_cgi(struct stack *s, const char *method, const char *path, const char 
  */
 long long stack_balance(struct stack *s, const char *account, long long *locked);
 
+/*
+ * The one number a query on the stack's database answers (read-only, waiting
+ * up to 5 s for a writer), or -1 when it fails.
+ */
+long long stack_sql_int(const struct stack *s, const char *sql);
+
 /* Opens the stack's database through lib/db.c (for seeding and checks). */
 struct ee_db *stack_db(struct stack *s);
 
