@@ -68,12 +68,9 @@ static void client_run(int id, bool use_cgi, int fd)
 	_exit(0);
 }
 
-/* The one number a query answers, -1 if it failed. */
-static long long query_count(const char *sql) { return stack_sql_int(&st, sql); }
-
 static long long count_transfers(void)
 {
-	return query_count("SELECT COUNT(*) FROM ledger_txns WHERE kind = 'transfer'");
+	return stack_sql_int(&st, "SELECT COUNT(*) FROM ledger_txns WHERE kind = 'transfer'");
 }
 
 static void test_mixed_writers(void)
@@ -129,15 +126,15 @@ static void test_mixed_writers(void)
 	CHECK_INT(count_transfers() - before, total.ok);
 
 	test_case("transfer ids from all the processes: 32 hex digits, distinct, in commit order by time");
-	CHECK_INT(query_count("SELECT COUNT(*) FROM ledger_txns WHERE length(txn_id) != 32"
-	                      " OR txn_id GLOB '*[^0-9a-f]*'"),
+	CHECK_INT(stack_sql_int(&st, "SELECT COUNT(*) FROM ledger_txns WHERE length(txn_id) != 32"
+	                                " OR txn_id GLOB '*[^0-9a-f]*'"),
 	          0);
-	CHECK_INT(query_count("SELECT COUNT(DISTINCT substr(txn_id, 17)) FROM ledger_txns"),
-	          query_count("SELECT COUNT(*) FROM ledger_txns"));
+	CHECK_INT(stack_sql_int(&st, "SELECT COUNT(DISTINCT substr(txn_id, 17)) FROM ledger_txns"),
+	          stack_sql_int(&st, "SELECT COUNT(*) FROM ledger_txns"));
 	/* Each id is made inside its write transaction, so commit (rowid) order is time order. */
-	CHECK_INT(query_count("SELECT COUNT(*) FROM ledger_txns a JOIN ledger_txns b"
-	                      " ON b.rowid = (SELECT MIN(rowid) FROM ledger_txns WHERE rowid > a.rowid)"
-	                      " WHERE substr(b.txn_id, 1, 12) < substr(a.txn_id, 1, 12)"),
+	CHECK_INT(stack_sql_int(&st, "SELECT COUNT(*) FROM ledger_txns a JOIN ledger_txns b"
+	                                " ON b.rowid = (SELECT MIN(rowid) FROM ledger_txns WHERE rowid > a.rowid)"
+	                                " WHERE substr(b.txn_id, 1, 12) < substr(a.txn_id, 1, 12)"),
 	          0);
 
 	test_case("nothing lost, nothing created, nothing negative");
